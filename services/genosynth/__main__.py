@@ -1,0 +1,3 @@
+from genosynth.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Data formats: the internal dataset and the PLINK, BIMBAM and CFW importers/exporters."""
