@@ -1,0 +1,33 @@
+"""The ``finalize`` step (Argo onExit): the run's final cost summary and final gauges.
+
+Writes ``RUN/cost.json`` (the ledger totals of every attempt accounted so far; finalize's own attempt is
+accounted by the runner after this returns) and marks the run finished on the Pushgateway so that the
+"training stalled" and "projected overrun" alerts stop considering it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from genosynth import storage
+from genosynth.cost import ledger
+
+log = logging.getLogger(__name__)
+
+COST_SUMMARY = "cost.json"
+
+
+def run(run_url: str, batch: int | None = None) -> None:
+    """Write ``RUN/cost.json`` and push the run's final gauges (when ``GENOSYNTH_PUSHGATEWAY`` is set)."""
+    summary = ledger.summary(run_url)
+    storage.write_json(storage.join(run_url, COST_SUMMARY), summary)
+    gateway = os.environ.get(ledger.PUSHGATEWAY_ENV)
+    if gateway:
+        from genosynth.cost import metrics
+
+        try:
+            metrics.push_run(gateway, run_url, budget_dollars=summary["budget_dollars"],
+                             batches_total=summary["batches_total"], finished=True)
+        except OSError as exc:
+            log.warning("could not push final cost gauges to %s: %s", gateway, exc)
