@@ -1,0 +1,1 @@
+"""Fidelity and privacy of a synthetic cohort against the real one, and the privacy gate."""

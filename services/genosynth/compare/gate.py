@@ -1,0 +1,143 @@
+"""The privacy gate: the synthetic cohort is released only when every privacy check passes.
+
+Thresholds come from ``RunConfig.privacy`` (keys of :data:`DEFAULT_THRESHOLDS`; ``null`` disables a
+check) over safe defaults. The compare step writes ``compare/gate.json``::
+
+    {"passed": bool, "failures": [str, ...],
+     "checks": [{"name", "metric", "value", "op", "threshold", "passed"}, ...], "thresholds": {...}}
+
+and sets ``"released"`` in ``synthetic/dataset.json`` to the verdict. ``genosynth run`` reads the verdict
+with :func:`read_gate` and exits 3 on failure unless overridden.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from genosynth import run_layout, storage
+from genosynth.errors import InputError
+from genosynth.formats.dataset import DESCRIPTOR
+
+GATE = "compare/gate.json"
+
+# Why these defaults (docs/compare.md has the long form). Relatedness and closeness are judged against the
+# holdout: a fresh real genome of the same cohort is the yardstick of what is natural (in outbred colonies
+# such as hs1940 nearly every unseen mouse has a first-degree relative among the training mice).
+# - no synthetic genome may equal a training genome;
+# - an ideal generator is as close to training genomes as fresh real genomes are, so about 1% of its
+#   genomes fall below the real 1st-percentile distance by construction; 2% leaves room for sampling noise;
+# - at most 2 points more synthetic than holdout genomes may have a first-degree (KING > 0.177) or
+#   duplicate-level (> 0.354) relative among the training genomes;
+# - an absolute KING ceiling is off by default; set it to 0.177 for cohorts without relatives (humans);
+# - membership inference at AUC 0.6 is a real but weak attack: above it, membership is guessable;
+# - AATS below 0.4 means synthetic genomes sit closer to training genomes than those do to each other
+#   (above 0.5 is a fidelity concern, reported but not gated by default);
+# - privacy loss (holdout AATS minus train AATS) above 0.1 means the generator treats its training genomes
+#   differently from unseen ones, i.e. memorises.
+DEFAULT_THRESHOLDS: dict[str, float | None] = {
+    "max_identical_genomes": 0,
+    "max_fraction_closer_than_real_p1": 0.02,
+    "max_excess_first_degree": 0.02,
+    "max_excess_duplicates": 0.02,
+    "max_king_kinship": None,
+    "max_membership_auc": 0.6,
+    "min_aats": 0.4,
+    "max_aats": None,
+    "max_privacy_loss": 0.1,
+}
+
+# threshold key -> (check name, metric key in metrics["privacy"], comparison)
+_CHECKS: dict[str, tuple[str, str, str]] = {
+    "max_identical_genomes": ("identical genomes", "identical_genomes", "<="),
+    "max_fraction_closer_than_real_p1": (
+        "synthetic genomes closer to a training genome than the real 1st-percentile distance",
+        "fraction_closer_than_real_p1", "<="),
+    "max_excess_first_degree": (
+        "synthetic minus holdout share with a first-degree (or closer) training relative",
+        "excess_first_degree_or_closer", "<="),
+    "max_excess_duplicates": (
+        "synthetic minus holdout share with a duplicate-level training relative",
+        "excess_duplicate_or_closer", "<="),
+    "max_king_kinship": ("largest KING kinship to a training genome", "max_king_kinship", "<"),
+    "max_membership_auc": ("membership-inference AUC", "membership_auc", "<="),
+    "min_aats": ("nearest-neighbour adversarial accuracy (AATS), lower bound", "aats", ">="),
+    "max_aats": ("nearest-neighbour adversarial accuracy (AATS), upper bound", "aats", "<="),
+    "max_privacy_loss": ("privacy loss (AATS holdout - AATS train)", "privacy_loss", "<="),
+}
+
+
+@dataclass
+class GateResult:
+    """The gate verdict; ``failures`` holds one readable line per failed check."""
+
+    passed: bool
+    failures: list[str] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def thresholds_from_config(
+    privacy: dict[str, Any] | None, *, source: str = "config.json"
+) -> dict[str, float | None]:
+    """Defaults overridden by ``privacy`` (from ``RunConfig.privacy``); unknown keys and non-numbers are
+    :class:`InputError`.
+    """
+    thresholds = dict(DEFAULT_THRESHOLDS)
+    for key, value in (privacy or {}).items():
+        if key not in DEFAULT_THRESHOLDS:
+            raise InputError(source, f"unknown privacy threshold {key!r}; expected one of "
+                             f"{', '.join(DEFAULT_THRESHOLDS)}", column=f"privacy.{key}")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise InputError(source, f"expected a number or null, found {value!r}", column=f"privacy.{key}")
+        thresholds[key] = value
+    return thresholds
+
+
+def _holds(value: float, op: str, threshold: float) -> bool:
+    if not math.isfinite(value):
+        return False  # an unmeasurable privacy metric never passes
+    return {"<=": value <= threshold, "<": value < threshold, ">=": value >= threshold}[op]
+
+
+def evaluate(privacy_metrics: dict[str, Any], thresholds: dict[str, float | None]) -> GateResult:
+    """Check every enabled threshold against the privacy metrics."""
+    checks, failures = [], []
+    for key, (name, metric, op) in _CHECKS.items():
+        threshold = thresholds.get(key)
+        if threshold is None:
+            continue
+        raw = privacy_metrics.get(metric)
+        value = float(raw) if isinstance(raw, int | float) else math.nan
+        passed = _holds(value, op, float(threshold))
+        checks.append({"name": name, "metric": metric, "value": value, "op": op,
+                       "threshold": threshold, "passed": passed})
+        if not passed:
+            failures.append(f"{name}: {value:.4g} (required {op} {threshold:g})")
+    return GateResult(passed=not failures, failures=failures, checks=checks)
+
+
+def gate_document(result: GateResult, thresholds: dict[str, float | None]) -> dict[str, Any]:
+    return {"passed": result.passed, "failures": result.failures, "checks": result.checks,
+            "thresholds": thresholds}
+
+
+def mark_release(run_url: str, released: bool) -> None:
+    """Set ``"released"`` in the synthetic dataset's descriptor (rewritten only when it changes)."""
+    url = storage.join(run_layout.url(run_url, run_layout.SYNTHETIC), DESCRIPTOR)
+    descriptor = storage.read_json(url)
+    if descriptor.get("released") is released:
+        return
+    descriptor["released"] = released
+    storage.write_text(url, json.dumps(descriptor, indent=2) + "\n")
+
+
+def read_gate(run_url: str) -> GateResult:
+    """The verdict the compare step wrote under ``run_url``; missing means compare has not run."""
+    url = run_layout.url(run_url, GATE)
+    if not storage.exists(url):
+        raise InputError(run_url, f"no {GATE}: the compare step has not run")
+    doc = storage.read_json(url)
+    return GateResult(passed=bool(doc["passed"]), failures=list(doc.get("failures", [])),
+                      checks=list(doc.get("checks", [])))

@@ -1,0 +1,266 @@
+"""Privacy of a synthetic cohort against the training cohort, with the holdout cohort as the reference.
+
+Every measure rests on pairwise comparisons of genomes on hard calls:
+
+- *distance*: mean absolute genotype difference per jointly observed SNP (L1 / Hamming on {0, 1, 2},
+  range 0-2; 0 means identical on every SNP both genomes have);
+- *KING-robust kinship* (Manichaikul et al. 2010, the estimator PLINK 2 reports):
+  ``(N_AaAa - 2 N_AA,aa) / (N_Aa(i) + N_Aa(j))`` over jointly observed SNPs; 0.5 for duplicates,
+  about 0.25 / 0.125 / 0.0625 for first / second / third degree relatives.
+
+Both come from a few matrix products of one-hot genotype indicators, accumulated over SNP blocks so that
+memory is ``O(n_a * n_b)`` whatever the SNP count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from genosynth.compare.genotypes import CohortGenotypes
+
+KING_DUPLICATE = 0.354
+KING_FIRST_DEGREE = 0.177
+KING_SECOND_DEGREE = 0.0884
+SNP_BLOCK = 2048
+
+
+@dataclass
+class PairStatistics:
+    """Distances and KING kinship between every genome of cohort A (rows) and of cohort B (columns).
+
+    Attributes
+    ----------
+    distance : (n_a, n_b) float32
+        Mean absolute genotype difference over jointly observed SNPs (NaN when none is shared).
+    king : (n_a, n_b) float32
+        KING-robust kinship (NaN when neither genome has a heterozygous call on shared SNPs).
+    """
+
+    distance: np.ndarray
+    king: np.ndarray
+
+
+def pair_statistics(calls_a: np.ndarray, calls_b: np.ndarray, block: int = SNP_BLOCK) -> PairStatistics:
+    """Distances and KING kinship between the genomes of two cohorts.
+
+    Parameters
+    ----------
+    calls_a : (n_a, k) int8
+        Hard calls in {0, 1, 2}, ``-1`` missing; same SNPs as ``calls_b``.
+    calls_b : (n_b, k) int8
+    """
+    n_a, n_b = calls_a.shape[0], calls_b.shape[0]
+    l1 = np.zeros((n_a, n_b))
+    shared = np.zeros((n_a, n_b))
+    king_num = np.zeros((n_a, n_b))
+    king_den = np.zeros((n_a, n_b))
+    # The products count small integers; float32 sums of such counts are exact below 2**24 per block.
+    for start in range(0, calls_a.shape[1], block):
+        a = calls_a[:, start : start + block]
+        b = calls_b[:, start : start + block]
+        a0, a1, a2 = ((a == g).astype(np.float32) for g in (0, 1, 2))
+        b0, b1, b2 = ((b == g).astype(np.float32) for g in (0, 1, 2))
+        a_obs, b_obs = a0 + a1 + a2, b0 + b1 + b2
+        # |g_a - g_b| = onehot(g_a) @ M @ onehot(g_b) with M = [[0,1,2],[1,0,1],[2,1,0]].
+        l1 += np.hstack([a0, a1, a2]) @ np.hstack([b1 + 2 * b2, b0 + b2, 2 * b0 + b1]).T
+        shared += a_obs @ b_obs.T
+        king_num += np.hstack([a1, a0, a2]) @ np.hstack([b1, -2 * b2, -2 * b0]).T
+        king_den += np.hstack([a1, a_obs]) @ np.hstack([b_obs, b1]).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        distance = np.where(shared > 0, l1 / shared, np.nan).astype(np.float32)
+        king = np.where(king_den > 0, king_num / king_den, np.nan).astype(np.float32)
+    return PairStatistics(distance=distance, king=king)
+
+
+def nearest(distance: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
+    """Distance from each row genome to its closest column genome, ``(n_a,)``.
+
+    ``exclude_self`` (square within-cohort matrices) skips the diagonal: leave-one-out nearest neighbour.
+    """
+    d = np.array(distance, dtype=np.float64)
+    if exclude_self:
+        np.fill_diagonal(d, np.inf)
+    d[np.isnan(d)] = np.inf
+    return d.min(axis=1)
+
+
+def aats(d_real_synth: np.ndarray, d_real_real: np.ndarray, d_synth_synth: np.ndarray) -> float:
+    """Nearest-neighbour adversarial accuracy AA_TS (Yelmen et al. 2021) of two equally sized cohorts.
+
+    ``AA_TS = 1/2 [ mean(d_TS > d_TT) + mean(d_ST > d_SS) ]`` where ``d_TS(i)`` is real genome i's distance
+    to the closest synthetic genome, ``d_TT(i)`` to the closest other real genome, and ``d_ST``, ``d_SS``
+    likewise for synthetic genomes. 0.5: a nearest-neighbour classifier cannot tell the cohorts apart;
+    near 0: synthetic genomes sit on top of real ones (copies); near 1: they are easy to tell apart.
+
+    Parameters
+    ----------
+    d_real_synth : (n, n) distances real (rows) to synthetic (columns)
+    d_real_real, d_synth_synth : (n, n) within-cohort distances (diagonal ignored)
+    """
+    d_ts = nearest(d_real_synth)
+    d_st = nearest(d_real_synth.T)
+    d_tt = nearest(d_real_real, exclude_self=True)
+    d_ss = nearest(d_synth_synth, exclude_self=True)
+    return float(0.5 * (np.mean(d_ts > d_tt) + np.mean(d_st > d_ss)))
+
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Area under the ROC curve of scores: P(score of a positive > score of a negative), ties count 1/2."""
+    positive, negative = np.asarray(positive, float), np.asarray(negative, float)
+    if positive.size == 0 or negative.size == 0:
+        return math.nan
+    ranks = stats.rankdata(np.concatenate([positive, negative]))
+    return float((ranks[: positive.size].sum() - positive.size * (positive.size + 1) / 2)
+                 / (positive.size * negative.size))
+
+
+def _quantiles(values: np.ndarray, qs: tuple[float, ...] = (0.0, 0.01, 0.05, 0.5, 0.95)) -> dict[str, float]:
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return {f"q{q:g}": math.nan for q in qs}
+    return {f"q{q:g}": float(np.quantile(values, q)) for q in qs}
+
+
+def _share(flags: np.ndarray) -> float:
+    return float(np.mean(flags)) if np.size(flags) else math.nan
+
+
+def _max_per_row(king: np.ndarray) -> np.ndarray:
+    """Each row genome's largest kinship to any column genome (NaN rows dropped)."""
+    if king.size == 0:
+        return np.zeros(0)
+    filled = np.where(np.isnan(king), -np.inf, king)
+    best = filled.max(axis=1)
+    return best[np.isfinite(best)]
+
+
+def _balanced(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    return np.sort(rng.choice(n, size=size, replace=False)) if size < n else np.arange(n)
+
+
+@dataclass
+class PrivacyInputs:
+    """Pairwise statistics among the three cohorts, computed once and shared with the structure metrics."""
+
+    synth_train: PairStatistics
+    holdout_train: PairStatistics
+    train_train: PairStatistics
+    synth_synth: PairStatistics
+    holdout_synth: PairStatistics
+    holdout_holdout: PairStatistics
+
+
+def compute_pairs(
+    train: CohortGenotypes, holdout: CohortGenotypes, synthetic: CohortGenotypes
+) -> PrivacyInputs:
+    """Every pairwise statistic that the privacy and kinship metrics need."""
+    t, h, s = train.calls(), holdout.calls(), synthetic.calls()
+    return PrivacyInputs(
+        synth_train=pair_statistics(s, t),
+        holdout_train=pair_statistics(h, t),
+        train_train=pair_statistics(t, t),
+        synth_synth=pair_statistics(s, s),
+        holdout_synth=pair_statistics(h, s),
+        holdout_holdout=pair_statistics(h, h),
+    )
+
+
+def privacy_metrics(
+    train: CohortGenotypes, holdout: CohortGenotypes, synthetic: CohortGenotypes, pairs: PrivacyInputs,
+    *, seed: int = 0,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Privacy metrics of ``synthetic`` against ``train`` with ``holdout`` as the never-seen reference.
+
+    Returns
+    -------
+    metrics : dict
+        ``identical_genomes`` (synthetic genomes equal to a training genome on every SNP of the dataset);
+        ``dcr_*`` (distance to closest record: quantiles of synthetic-to-train, holdout-to-train and
+        train-to-other-train nearest-neighbour distances) and ``fraction_closer_than_real_p1``, the share of
+        synthetic genomes closer to a training genome than the 1st percentile ``dcr_real_p1`` of the real
+        cohort's nearest-neighbour distances (holdout-to-train pooled with train-to-other-train);
+        ``aats`` (synthetic vs train), ``aats_holdout``, ``aats_train_matched`` and
+        ``privacy_loss = aats_holdout - aats_train_matched`` (both on cohorts of the holdout's size);
+        ``membership_auc`` (attack: a real genome is called a training member the closer it is to a
+        synthetic genome; train = members, holdout = non-members); the KING kinship between synthetic and
+        training genomes (``max_king_kinship``; the share of synthetic genomes with a training relative of
+        2nd degree, 1st degree or duplicate level) next to the same figures for holdout genomes, and the
+        ``excess_*`` of the synthetic share over the holdout share.
+    details : dict
+        Distributions for the report (nearest-neighbour distances of each kind).
+    """
+    rng = np.random.default_rng([seed, 20211103])
+    train_set = set(train.fingerprints.tolist())
+    identical = int(sum(f in train_set for f in synthetic.fingerprints.tolist()))
+    holdout_identical = int(sum(f in train_set for f in holdout.fingerprints.tolist()))
+
+    synth_to_train = nearest(pairs.synth_train.distance)
+    holdout_to_train = nearest(pairs.holdout_train.distance)
+    train_to_train = nearest(pairs.train_train.distance, exclude_self=True)
+    # The real cohort's own nearest-neighbour distances: unseen (holdout) genomes to training genomes,
+    # pooled with training genomes to their closest other training genome (same distribution, more values,
+    # so a steadier 1st percentile).
+    real_nn = np.concatenate([holdout_to_train, train_to_train])
+    real_nn = real_nn[np.isfinite(real_nn)]
+    real_p1 = float(np.quantile(real_nn, 0.01)) if real_nn.size else math.nan
+    closer = _share(synth_to_train < real_p1)
+    holdout_closer = _share(holdout_to_train < real_p1)
+
+    # AATS needs cohorts of equal size: subsample the larger one (deterministically).
+    n = min(train.n, synthetic.n)
+    ti, si = _balanced(rng, train.n, n), _balanced(rng, synthetic.n, n)
+    aats_train = aats(pairs.synth_train.distance[np.ix_(si, ti)].T,
+                      pairs.train_train.distance[np.ix_(ti, ti)],
+                      pairs.synth_synth.distance[np.ix_(si, si)])
+    m = min(holdout.n, synthetic.n, train.n)
+    hi, si_m, ti_m = _balanced(rng, holdout.n, m), _balanced(rng, synthetic.n, m), _balanced(rng, train.n, m)
+    aats_holdout = aats(pairs.holdout_synth.distance[np.ix_(hi, si_m)],
+                        pairs.holdout_holdout.distance[np.ix_(hi, hi)],
+                        pairs.synth_synth.distance[np.ix_(si_m, si_m)])
+    aats_matched = aats(pairs.synth_train.distance[np.ix_(si_m, ti_m)].T,
+                        pairs.train_train.distance[np.ix_(ti_m, ti_m)],
+                        pairs.synth_synth.distance[np.ix_(si_m, si_m)])
+
+    member_score = -nearest(pairs.synth_train.distance.T)
+    nonmember_score = -nearest(pairs.holdout_synth.distance)
+
+    king_synth = _max_per_row(pairs.synth_train.king)
+    king_holdout = _max_per_row(pairs.holdout_train.king)
+    metrics = {
+        "identical_genomes": identical,
+        "identical_genomes_holdout": holdout_identical,
+        "dcr_synthetic_to_train": _quantiles(synth_to_train),
+        "dcr_holdout_to_train": _quantiles(holdout_to_train),
+        "dcr_train_to_train": _quantiles(train_to_train),
+        "dcr_real_p1": real_p1,
+        "fraction_closer_than_real_p1": closer,
+        "fraction_holdout_closer_than_real_p1": holdout_closer,
+        "aats": aats_train,
+        "aats_holdout": aats_holdout,
+        "aats_train_matched": aats_matched,
+        "privacy_loss": aats_holdout - aats_matched,
+        "membership_auc": auc(member_score, nonmember_score),
+        "max_king_kinship": float(np.max(king_synth, initial=-np.inf)),
+        "max_king_kinship_holdout": float(np.max(king_holdout, initial=-np.inf)),
+    }
+    for label, cut in (("second_degree", KING_SECOND_DEGREE), ("first_degree", KING_FIRST_DEGREE),
+                       ("duplicate", KING_DUPLICATE)):
+        synth_share, holdout_share = _share(king_synth > cut), _share(king_holdout > cut)
+        metrics[f"fraction_synthetic_{label}_or_closer"] = synth_share
+        metrics[f"fraction_holdout_{label}_or_closer"] = holdout_share
+        metrics[f"excess_{label}_or_closer"] = synth_share - holdout_share
+    metrics["snps_used"] = int(train.dosages.shape[1])
+    details = {
+        "nn_synthetic_to_train": synth_to_train,
+        "nn_holdout_to_train": holdout_to_train,
+        "nn_train_to_train": train_to_train,
+        "max_king_synthetic_to_train": king_synth,
+        "max_king_holdout_to_train": king_holdout,
+    }
+    return metrics, details

@@ -1,0 +1,175 @@
+"""Pipeline step ``compare``: fidelity and privacy of the synthetic cohort, and the privacy gate.
+
+Reads ``prep/train``, ``prep/holdout``, ``synthetic/``, ``gwas/real.parquet`` and ``gwas/synthetic.parquet``;
+writes ``compare/metrics.json`` (the numbers), ``compare/details.json`` (curves and distributions for the
+report), then ``compare/gate.json`` and, last, the synthetic dataset's ``released`` flag.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from genosynth import run_layout, storage
+from genosynth.compare import association, phenotypes, privacy, structure
+from genosynth.compare.gate import GATE, evaluate, gate_document, mark_release, thresholds_from_config
+from genosynth.compare.genotypes import even_subsample, load_cohort
+from genosynth.errors import InputError
+from genosynth.formats.dataset import Dataset
+from genosynth.run_config import RunConfig
+
+DETAILS = "compare/details.json"
+SCHEMA_VERSION = 1
+# Pairwise metrics cost O(n^2 * snps): cap both. 20k evenly spaced SNPs resolve distances finely enough for
+# nearest-neighbour comparisons; identical genomes are still detected on every SNP (fingerprints).
+MAX_SNPS = 20_000
+MAX_SAMPLES = 4_000
+PCA_SCORES_KEPT = 4
+KINSHIP_BINS = np.linspace(-0.5, 0.5, 101)
+SIGNIFICANT_DIGITS = 7
+
+
+def clean_json(value: Any) -> Any:
+    """JSON-ready copy: numpy to Python, NaN / inf to null, floats to 7 significant digits.
+
+    Rounding hides last-bit differences of floating-point sums, so reruns write identical bytes.
+    """
+    if isinstance(value, dict):
+        return {str(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return clean_json(value.tolist())
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        value = float(value)
+        return float(f"{value:.{SIGNIFICANT_DIGITS}g}") if math.isfinite(value) else None
+    return value
+
+
+def _open(run_url: str, key: str) -> Dataset:
+    return Dataset.open(run_layout.url(run_url, key))
+
+
+def _read_table(run_url: str, key: str) -> pd.DataFrame:
+    url = run_layout.url(run_url, key)
+    if not storage.exists(url):
+        raise InputError(url, "GWAS table not found: run the gwas steps first")
+    table = pd.read_parquet(io.BytesIO(storage.read_bytes(url)))
+    missing = [c for c in ("trait", "snp", "chr", "pos", "beta", "p") if c not in table.columns]
+    if missing:
+        raise InputError(url, f"expected GWAS columns trait snp chr pos beta p, found no {missing[0]!r}",
+                         column=missing[0])
+    return table
+
+
+def _histogram(values: np.ndarray, bins: np.ndarray) -> list[int]:
+    clipped = np.clip(values[np.isfinite(values)], bins[0], bins[-1])
+    return np.histogram(clipped, bins=bins)[0].tolist()
+
+
+def compute(run_url: str, *, seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every comparison metric of the run (``metrics``) and the plot data (``details``).
+
+    ``seed`` (the run's) fixes the subsamples that balance cohort sizes for AATS.
+    """
+    train = _open(run_url, run_layout.PREP_TRAIN)
+    holdout = _open(run_url, run_layout.PREP_HOLDOUT)
+    synthetic = _open(run_url, run_layout.SYNTHETIC)
+    real_ids = train.variants["id"].astype(str).to_numpy()
+    synth_ids = synthetic.variants["id"].astype(str).to_numpy()
+    if len(real_ids) != len(synth_ids) or not np.array_equal(real_ids, synth_ids):
+        raise InputError(synthetic.url, f"variants differ from prep/train ({len(synth_ids)} vs "
+                         f"{len(real_ids)} SNPs): synthetic and real cohorts must share SNPs in order")
+    holdout_ids = holdout.variants["id"].astype(str).to_numpy()
+    if not np.array_equal(real_ids, holdout_ids):
+        raise InputError(holdout.url, "variants differ from prep/train")
+
+    snp_index = even_subsample(train.n_variants, MAX_SNPS)
+    cohorts = {
+        name: load_cohort(ds, snp_index, name=name, sample_index=even_subsample(ds.n_samples, MAX_SAMPLES))
+        for name, ds in (("train", train), ("holdout", holdout), ("synthetic", synthetic))
+    }
+    pairs = privacy.compute_pairs(cohorts["train"], cohorts["holdout"], cohorts["synthetic"])
+
+    # --- association ------------------------------------------------------------------------------
+    gwas_real = _read_table(run_url, run_layout.GWAS_REAL)
+    gwas_synth = _read_table(run_url, run_layout.GWAS_SYNTHETIC)
+    assoc = association.association_metrics(gwas_real, gwas_synth)
+
+    # --- structure --------------------------------------------------------------------------------
+    variants = train.variants.iloc[snp_index]
+    chrom = variants["chr"].astype(str).to_numpy()
+    pos = pd.to_numeric(variants["pos"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    real_dosages, synth_dosages = cohorts["train"].dosages, cohorts["synthetic"].dosages
+    snp_sets = structure.ld_pairs(real_dosages, chrom, pos, structure.LD_SNPS_PER_CHROMOSOME)
+    ld_real = structure.ld_decay(real_dosages, snp_sets)
+    ld_synth = structure.ld_decay(synth_dosages, snp_sets)
+    king_real = structure.off_diagonal(pairs.train_train.king)
+    king_synth = structure.off_diagonal(pairs.synth_synth.king)
+    grm_real = structure.off_diagonal(structure.centred_kinship(real_dosages))
+    grm_synth = structure.off_diagonal(structure.centred_kinship(synth_dosages))
+    pca_metrics, pca_scores = structure.pca_comparison(real_dosages, synth_dosages)
+    struct = {
+        "allele_frequency": structure.allele_frequency_metrics(train.variants["af"].to_numpy(float),
+                                                               synthetic.variants["af"].to_numpy(float)),
+        "ld_decay": {"real": ld_real, "synthetic": ld_synth, **structure.ld_decay_distance(ld_real, ld_synth),
+                     "snps_per_chromosome": structure.LD_SNPS_PER_CHROMOSOME},
+        "kinship_king": structure.kinship_quantiles(king_real, king_synth),
+        "kinship_centred": structure.kinship_quantiles(grm_real, grm_synth),
+        "pca": pca_metrics,
+    }
+
+    pheno_metrics, pheno_details = phenotypes.phenotype_metrics(train.samples, synthetic.samples,
+                                                                train.column_kinds)
+    priv_metrics, priv_details = privacy.privacy_metrics(
+        cohorts["train"], cohorts["holdout"], cohorts["synthetic"], pairs, seed=seed)
+
+    metrics = {
+        "schema_version": SCHEMA_VERSION,
+        "cohorts": {
+            "train_samples": train.n_samples, "holdout_samples": holdout.n_samples,
+            "synthetic_samples": synthetic.n_samples, "snps": train.n_variants,
+            "snps_subsampled": len(snp_index), "samples_cap": MAX_SAMPLES,
+            "traits": sorted(assoc),
+        },
+        "association": assoc,
+        "structure": struct,
+        "phenotypes": pheno_metrics,
+        "privacy": priv_metrics,
+    }
+    k = min(PCA_SCORES_KEPT, pca_scores["real"].shape[1])
+    details = {
+        "pca": {"real": pca_scores["real"][:, :k], "synthetic": pca_scores["synthetic"][:, :k],
+                "variance_explained": pca_metrics["variance_explained"][:k]},
+        "kinship": {"bins": KINSHIP_BINS,
+                    "king_real": _histogram(king_real, KINSHIP_BINS),
+                    "king_synthetic": _histogram(king_synth, KINSHIP_BINS),
+                    "centred_real": _histogram(grm_real, KINSHIP_BINS),
+                    "centred_synthetic": _histogram(grm_synth, KINSHIP_BINS)},
+        "phenotypes": pheno_details,
+        "privacy": priv_details,
+    }
+    return metrics, details
+
+
+def run(run_url: str, batch: int | None = None) -> None:
+    """Write ``compare/metrics.json``, ``compare/details.json``, ``compare/gate.json`` and the release flag.
+
+    ``batch`` is unused (compare is a single task); it is accepted for the common step signature.
+    """
+    config = RunConfig.load(run_url)
+    thresholds = thresholds_from_config(config.privacy, source=run_layout.url(run_url, run_layout.CONFIG))
+    metrics, details = compute(run_url, seed=config.seed)
+    storage.write_json(run_layout.url(run_url, run_layout.COMPARE_METRICS), clean_json(metrics))
+    storage.write_json(run_layout.url(run_url, DETAILS), clean_json(details))
+    verdict = evaluate(metrics["privacy"], thresholds)
+    storage.write_json(run_layout.url(run_url, GATE), clean_json(gate_document(verdict, thresholds)))
+    mark_release(run_url, verdict.passed)
