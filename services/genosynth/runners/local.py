@@ -35,8 +35,13 @@ from genosynth.run_config import RunConfig
 from genosynth.runners.worker import load_steps, run_task
 
 DEFAULT_STEPS = "genosynth.pipeline:STEPS"
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-                     "VECLIB_MAXIMUM_THREADS")
+_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
 
 Node = tuple[str, "int | None"]
 
@@ -106,8 +111,15 @@ def run_pipeline(
 
 
 class _Scheduler:
-    def __init__(self, run_url: str, steps: Sequence[Step], executor: _Executor, bars: _Bars,
-                 summary: RunSummary, max_parallel: int):
+    def __init__(
+        self,
+        run_url: str,
+        steps: Sequence[Step],
+        executor: _Executor,
+        bars: _Bars,
+        summary: RunSummary,
+        max_parallel: int,
+    ):
         self.run_url = run_url
         self.steps = list(steps)
         self.by_name = {s.name: s for s in steps}
@@ -285,8 +297,13 @@ class _Executor:
             env.setdefault(variable, str(threads))
         # Workers must import what this process imports (e.g. a DAG defined outside the package).
         env["PYTHONPATH"] = os.pathsep.join(p for p in [*sys.path, env.get("PYTHONPATH", "")] if p)
-        worker = subprocess.Popen([sys.executable, "-m", "genosynth.runners.worker"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, env=env)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "genosynth.runners.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         with self.lock:
             self.workers.append(worker)
         return worker
@@ -319,12 +336,21 @@ class _Bars:
         self.console = console
         self.enabled = enabled
         self.progress = Progress(
-            TextColumn("{task.fields[step]:<15}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[state]}"), TimeElapsedColumn(),
-            console=console, disable=not enabled, transient=False,
+            TextColumn("{task.fields[step]:<15}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[state]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not enabled,
+            transient=False,
         )
-        self.tasks = {s.name: self.progress.add_task(s.name, step=s.name, state="", total=None if s.per_batch
-                                                     else 1, start=False) for s in steps}
+        self.tasks = {
+            s.name: self.progress.add_task(
+                s.name, step=s.name, state="", total=None if s.per_batch else 1, start=False
+            )
+            for s in steps
+        }
         self.started: set[str] = set()
 
     def __enter__(self) -> _Bars:
@@ -358,8 +384,9 @@ class _Bars:
     def fail(self, node: Node, message: str) -> None:
         self.progress.update(self.tasks[node[0]], state="[red]failed")
         if self.enabled:
-            self.progress.console.print(f"step {pipeline.node_id(*node)} failed: {message}", markup=False,
-                                        highlight=False)
+            self.progress.console.print(
+                f"step {pipeline.node_id(*node)} failed: {message}", markup=False, highlight=False
+            )
 
 
 # --- run configuration ---------------------------------------------------------------------------
@@ -379,8 +406,11 @@ def prepare_run(run_url: str, config: RunConfig) -> RunConfig:
         old, new = existing.to_dict(), config.to_dict()
         for key in sorted(set(old) | set(new)):
             if key not in OPERATIONAL_FIELDS and old.get(key) != new.get(key):
-                raise InputError(config_url, f"this run was started with {key}={old.get(key)!r}, "
-                                 f"found {new.get(key)!r}: use a new --out, or the same settings to resume")
+                raise InputError(
+                    config_url,
+                    f"this run was started with {key}={old.get(key)!r}, "
+                    f"found {new.get(key)!r}: use a new --out, or the same settings to resume",
+                )
         if old == new:
             return existing
     config.save(run_url)

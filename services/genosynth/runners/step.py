@@ -70,20 +70,45 @@ def execute_step(
         seconds = time.perf_counter() - started
         kind, count = device()
         try:
-            _account(run_url, step=name, batch=batch, attempt=attempt, seconds=seconds,
-                     device_kind=kind, device_count=count)
+            _account(
+                run_url,
+                step=name,
+                batch=batch,
+                attempt=attempt,
+                seconds=seconds,
+                device_kind=kind,
+                device_count=count,
+                outcome="failed",
+            )
         except Exception as ledger_error:
-            print(f"warning: could not record the failed attempt in the ledger: {ledger_error}",
-                  file=sys.stderr)
+            print(
+                f"warning: could not record the failed attempt in the ledger: {ledger_error}", file=sys.stderr
+            )
         raise
     seconds = time.perf_counter() - started
     kind, count = device()
-    _account(run_url, step=name, batch=batch, attempt=attempt, seconds=seconds,
-             device_kind=kind, device_count=count)
-    storage.write_json(pipeline.marker_url(run_url, name, batch), {
-        "step": name, "batch": batch, "attempt": attempt, "seconds": round(seconds, 3),
-        "device_kind": kind, "device_count": count, "committed_at": time.time(),
-    })
+    _account(
+        run_url,
+        step=name,
+        batch=batch,
+        attempt=attempt,
+        seconds=seconds,
+        device_kind=kind,
+        device_count=count,
+        outcome="succeeded",
+    )
+    storage.write_json(
+        pipeline.marker_url(run_url, name, batch),
+        {
+            "step": name,
+            "batch": batch,
+            "attempt": attempt,
+            "seconds": round(seconds, 3),
+            "device_kind": kind,
+            "device_count": count,
+            "committed_at": time.time(),
+        },
+    )
     return StepOutcome(name, batch, ran=True, seconds=seconds, attempt=attempt)
 
 
@@ -93,16 +118,19 @@ def _check_batch(run_url: str, step: Step, batch: int | None) -> None:
     if not step.per_batch and batch is not None:
         raise InputError("step", f"{step.name!r} runs once per run: it takes no --batch")
     if batch is not None and batch not in set(pipeline.read_batches(run_url)):
-        raise InputError(run_layout.url(run_url, run_layout.PREP_BATCHES),
-                         f"batch {batch} is not in the batch list")
+        raise InputError(
+            run_layout.url(run_url, run_layout.PREP_BATCHES), f"batch {batch} is not in the batch list"
+        )
 
 
 def _record_attempt(run_url: str, name: str, batch: int | None, attempt: int | None) -> int:
     folder = run_layout.url(run_url, run_layout.MARKERS, "attempts", pipeline.node_id(name, batch))
     if attempt is None:
         attempt = len(storage.list_keys(folder)) + 1
-    storage.write_json(storage.join(folder, f"{attempt:04d}.json"),
-                       {"started_at": time.time(), "host": socket.gethostname(), "pid": os.getpid()})
+    storage.write_json(
+        storage.join(folder, f"{attempt:04d}.json"),
+        {"started_at": time.time(), "host": socket.gethostname(), "pid": os.getpid()},
+    )
     return attempt
 
 

@@ -33,15 +33,26 @@ def run_task(run_url: str, name: str, batch: int | None, steps: Sequence[Step]) 
     try:
         outcome = execute_step(run_url, name, batch, steps=steps)
     except InputError as exc:
-        return {"ok": False, "kind": "input", "source": exc.source, "problem": exc.problem,
-                "row": exc.row, "column": exc.column, "message": str(exc)}
+        return {
+            "ok": False,
+            "kind": "input",
+            "source": exc.source,
+            "problem": exc.problem,
+            "row": exc.row,
+            "column": exc.column,
+            "message": str(exc),
+        }
     except BudgetExceededError as exc:
         return {"ok": False, "kind": "budget", "message": str(exc)}
     except PrivacyGateError as exc:
         return {"ok": False, "kind": "privacy", "message": str(exc)}
     except Exception as exc:
-        return {"ok": False, "kind": "error", "message": f"{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc()}
+        return {
+            "ok": False,
+            "kind": "error",
+            "message": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        }
     return {"ok": True, "ran": outcome.ran, "seconds": outcome.seconds}
 
 
