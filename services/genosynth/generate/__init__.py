@@ -1,0 +1,1 @@
+"""The generate and assemble steps: synthetic genotypes per batch, then the synthetic cohort."""

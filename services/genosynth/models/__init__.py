@@ -1,0 +1,41 @@
+"""Genotype model families behind one interface (:class:`genosynth.models.base.GenotypeModel`).
+
+A new family is one module with a subclass plus one line in ``_FAMILIES`` below.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import import_module
+
+from genosynth import storage
+from genosynth.errors import InputError
+from genosynth.models.arrays import read_arrays
+from genosynth.models.base import STATE_ARRAYS, STATE_META, GenotypeModel
+
+# family name -> "module:Class"; imported lazily so listing families stays cheap.
+_FAMILIES = {
+    "mosaic": "genosynth.models.mosaic:MosaicModel",
+    "autoregressive": "genosynth.models.autoregressive:AutoregressiveModel",
+}
+
+
+def families() -> list[str]:
+    return sorted(_FAMILIES)
+
+
+def get_family(name: str) -> type[GenotypeModel]:
+    """The model class registered under ``name``; an unknown name is an :class:`InputError`."""
+    target = _FAMILIES.get(name)
+    if target is None:
+        raise InputError("config.json", f"unknown model {name!r}; expected one of {', '.join(families())}",
+                         column="model")
+    module, _, cls = target.partition(":")
+    return getattr(import_module(module), cls)
+
+
+def load_model(url: str) -> GenotypeModel:
+    """Load a model saved with :meth:`GenotypeModel.save`."""
+    meta = json.loads(storage.read_text(storage.join(url, STATE_META)))
+    family = get_family(meta.pop("family"))
+    return family.from_state(meta, read_arrays(storage.join(url, STATE_ARRAYS)))

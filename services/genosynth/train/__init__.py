@@ -1,0 +1,1 @@
+"""The train step: one genotype model per SNP batch."""
