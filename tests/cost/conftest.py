@@ -86,8 +86,9 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     log = tmp_path / "pushgateway.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([_binary("prometheus-pushgateway"), f"--web.listen-address=127.0.0.1:{port}"],
-                                stdout=out, stderr=subprocess.STDOUT)
+        # Debian's build persists to a system file by default; a test server keeps its groups in memory.
+        proc = subprocess.Popen([_binary("prometheus-pushgateway"), f"--web.listen-address=127.0.0.1:{port}",
+                                 "--persistence.file="], stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(f"{url}/-/ready", proc, log)

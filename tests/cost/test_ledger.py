@@ -45,10 +45,19 @@ def test_run_config_prices_override_the_defaults(tmp_path):
     assert (t4["dollars"], l4["dollars"]) == (pytest.approx(0.14), pytest.approx(0.7))
 
 
-def test_unpriced_device_kind_is_refused_with_the_known_kinds(run_url):
-    with pytest.raises(InputError, match=r"no price for device kind 'nvidia-h100'.*nvidia-tesla-t4"):
-        ledger.account_step(run_url, step="train", batch=0, attempt=0, seconds=1.0,
-                            device_kind="nvidia-h100", device_count=1)
+def test_unpriced_accelerator_pays_the_gpu_fallback_rate(tmp_path):
+    run_url = make_run(str(tmp_path / "fallback"), prices={"gpu": 2.0})
+    record = ledger.account_step(run_url, step="train", batch=0, attempt=1, seconds=1800.0,
+                                 device_kind="nvidia-h100-80gb-hbm3", device_count=1)
+    assert record["price_per_hour"] == 2.0
+    assert record["gpu"] is True
+    assert ledger.totals([record])["gpu_hours"] == 0.5
+
+
+def test_device_kind_without_name_is_refused(run_url):
+    with pytest.raises(InputError, match=r"no price for device kind ''"):
+        ledger.account_step(run_url, step="train", batch=0, attempt=1, seconds=1.0,
+                            device_kind="", device_count=1)
     assert ledger.read_records(run_url) == []
 
 
@@ -65,8 +74,8 @@ def test_retries_and_concurrent_pods_each_add_a_record(run_url):
 
     def account(job):
         batch, attempt = job
-        return ledger.account_step(run_url, step="train", batch=batch, attempt=attempt, seconds=60.0 + attempt,
-                                   device_kind="nvidia-tesla-t4", device_count=1,
+        return ledger.account_step(run_url, step="train", batch=batch, attempt=attempt,
+                                   seconds=60.0 + attempt, device_kind="nvidia-tesla-t4", device_count=1,
                                    outcome="succeeded" if attempt == 4 else "failed")
 
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -1,7 +1,7 @@
 """The budget gate: a pipeline step before the training fan-out that refuses to overspend.
 
-Estimate = for each per-batch step still to run (``train``, ``generate``): remaining batches x expected
-seconds per batch x requested devices x hourly price. Expected seconds come from this run's earlier
+Estimate = for each per-batch step of the DAG (``train``, ``generate``): batches it has still to run x
+expected seconds per batch x requested devices x hourly price. Expected seconds come from this run's earlier
 ledger records of that step (a resumed run knows its real speed) or else from a calibrated default
 scaled by the batch size. If dollars already spent + estimate exceed the budget, the gate raises
 ``BudgetExceededError`` (exit 4) and nothing of training is started or written.
@@ -10,14 +10,16 @@ scaled by the batch size. If dollars already spent + estimate exceed the budget,
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from genosynth import run_layout, storage
+from genosynth import pipeline, run_layout, storage
 from genosynth.cost import ledger, prices
 from genosynth.errors import BudgetExceededError, InputError
+from genosynth.pipeline import Step
 from genosynth.run_config import RunConfig
 
 log = logging.getLogger(__name__)
@@ -27,10 +29,12 @@ log = logging.getLogger(__name__)
 #: rounded up, so that a first estimate errs towards refusing.
 DEFAULT_SECONDS_PER_SNP: dict[str, float] = {"train": 0.3, "generate": 0.05}
 
-#: Devices each per-batch step requests unless the environment says otherwise: the Argo templates run
-#: training on one T4 and generation on one CPU core. ``GENOSYNTH_<STEP>_DEVICE=kind[:count]`` overrides
-#: (e.g. ``GENOSYNTH_TRAIN_DEVICE=nvidia-tesla-t4-spot:1``).
-DEFAULT_DEVICES: dict[str, tuple[str, int]] = {"train": ("nvidia-tesla-t4", 1), "generate": ("cpu", 1)}
+#: Used for a per-batch step without a calibrated default of its own.
+FALLBACK_SECONDS_PER_SNP = 0.3
+
+#: The accelerator the cluster's GPU node pool runs; ``GENOSYNTH_<STEP>_DEVICE=kind[:count]`` overrides
+#: what a step is assumed to request (e.g. ``GENOSYNTH_TRAIN_DEVICE=nvidia-tesla-t4-spot:1``).
+DEFAULT_GPU_KIND = "nvidia-tesla-t4"
 
 
 @dataclass(frozen=True)
@@ -69,19 +73,31 @@ class GateDecision:
                 "steps": [asdict(s) for s in self.steps]}
 
 
-def _device(step: str, records: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
+def _device(step: Step, records: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
+    """Devices one task of ``step`` is billed for: as last recorded, as overridden, or as the DAG requests.
+
+    Locally the DAG's GPU steps may run on CPU; pricing them as the cluster's GPUs errs towards refusing.
+    """
     if records:
         last = records[-1]
         return str(last["device_kind"]), int(last["device_count"])
-    override = os.environ.get(f"GENOSYNTH_{step.upper()}_DEVICE")
+    variable = f"GENOSYNTH_{step.name.upper().replace('-', '_')}_DEVICE"
+    override = os.environ.get(variable)
     if override:
         kind, _, count = override.partition(":")
         try:
             return kind, int(count or 1)
         except ValueError as exc:
-            raise InputError(f"GENOSYNTH_{step.upper()}_DEVICE", f"expected kind[:count], found {override!r}"
-                             ) from exc
-    return DEFAULT_DEVICES[step]
+            raise InputError(variable, f"expected kind[:count], found {override!r}") from exc
+    if step.resources.gpu:
+        return DEFAULT_GPU_KIND, step.resources.gpu
+    return "cpu", _cores(step.resources.cpu)
+
+
+def _cores(quantity: str) -> int:
+    # Kubernetes CPU quantities ("2", "500m"); a fraction of a core is billed as a whole one.
+    cores = float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+    return max(1, math.ceil(cores))
 
 
 def estimate(run_url: str) -> GateDecision:
@@ -93,8 +109,9 @@ def estimate(run_url: str) -> GateDecision:
     batches = storage.read_json(batches_url).get("batches", [])
     records = ledger.read_records(run_url)
     steps = []
-    for step, per_snp in DEFAULT_SECONDS_PER_SNP.items():
-        step_records = [r for r in records if r["step"] == step]
+    for step in (s for s in pipeline.STEPS if s.per_batch):
+        per_snp = DEFAULT_SECONDS_PER_SNP.get(step.name, FALLBACK_SECONDS_PER_SNP)
+        step_records = [r for r in records if r["step"] == step.name]
         done = {r["batch"] for r in step_records if r.get("outcome") == "succeeded"}
         remaining = [b for b in batches if b["batch"] not in done]
         succeeded = [r["seconds"] for r in step_records if r.get("outcome") == "succeeded"]
@@ -106,7 +123,7 @@ def estimate(run_url: str) -> GateDecision:
         kind, count = _device(step, step_records)
         rate = prices.price_per_hour(kind, config.prices)
         dollars = len(remaining) * prices.dollars(seconds, count, rate)
-        steps.append(StepEstimate(step, len(remaining), seconds, source, kind, count, rate, dollars))
+        steps.append(StepEstimate(step.name, len(remaining), seconds, source, kind, count, rate, dollars))
     spent = ledger.totals(records)["dollars_spent"]
     return GateDecision(spent=spent, estimate=sum(s.dollars for s in steps),
                         budget=float(config.budget_dollars), steps=steps)

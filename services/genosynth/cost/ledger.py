@@ -115,7 +115,8 @@ def account_step(
     the truth and is written first, so a monitoring outage never fails or loses a paid-for step.
     """
     config = RunConfig.load(run_url)
-    rate = prices.price_per_hour(device_kind, config.prices)
+    table = prices.price_table(config.prices)
+    rate = table[prices.price_key(device_kind, table)]
     record = make_record(run_url, step=step, batch=batch, attempt=attempt, seconds=seconds,
                          device_kind=device_kind, device_count=device_count, price_per_hour=rate,
                          outcome=outcome)

@@ -23,7 +23,11 @@ DEFAULT_PRICES: dict[str, float] = {
     "nvidia-tesla-t4-spot": 0.14,
     "cpu": 0.0475,
     "cpu-spot": 0.01,
+    # Any accelerator without a price of its own (e.g. a workstation GPU of a local run) is charged at
+    # this rate rather than refused after its work is done; set a kind's own price in the run config.
+    "gpu": 0.35,
 }
+FALLBACK_GPU_KIND = "gpu"
 
 #: Reference budget: what the reference study's synthesis cost (80 T4 GPUs x 36 h at ~$0.50/h).
 DEFAULT_BUDGET_DOLLARS = 1440.0
@@ -48,19 +52,22 @@ def price_table(overrides: Mapping[str, float] | None = None) -> dict[str, float
 
 
 def price_per_hour(device_kind: str, overrides: Mapping[str, float] | None = None) -> float:
-    """Dollars per device-hour of ``device_kind``.
+    """Dollars per device-hour of ``device_kind``; unlisted accelerators pay the ``gpu`` fallback rate.
 
-    Raises
-    ------
-    InputError
-        When the kind has no price: charging it nothing would let a run overspend unnoticed.
+    Never zero by omission: an unpriced device would let a run overspend unnoticed.
     """
     table = price_table(overrides)
-    if device_kind not in table:
+    return table[price_key(device_kind, table)]
+
+
+def price_key(device_kind: str, table: Mapping[str, float]) -> str:
+    """The key of ``table`` whose price applies to ``device_kind``."""
+    if device_kind in table:
+        return device_kind
+    if not device_kind or device_kind in CPU_KINDS:
         raise InputError("config.json", f"no price for device kind {device_kind!r}; known kinds: "
-                         f"{', '.join(sorted(table))} (add it to the run config's `prices`)",
-                         column="prices")
-    return table[device_kind]
+                         f"{', '.join(sorted(table))}", column="prices")
+    return FALLBACK_GPU_KIND
 
 
 def dollars(seconds: float, device_count: int, price_per_device_hour: float) -> float:

@@ -1,0 +1,76 @@
+"""The budget gate refuses to start training that would overspend, and says by how much."""
+
+from __future__ import annotations
+
+import pytest
+
+from genosynth import run_layout, storage
+from genosynth.cost import gate, ledger, prices
+from genosynth.errors import BudgetExceededError
+
+from .conftest import make_run
+
+T4 = prices.DEFAULT_PRICES["nvidia-tesla-t4"]
+CPU = prices.DEFAULT_PRICES["cpu"]
+
+
+def test_first_estimate_uses_calibrated_defaults_and_the_dag_resources(run_url):
+    decision = gate.estimate(run_url)
+    by_step = {s.step: s for s in decision.steps}
+    train, generate = by_step["train"], by_step["generate"]
+    assert (train.remaining_batches, train.seconds_source) == (4, "default")
+    assert train.seconds_per_batch == pytest.approx(gate.DEFAULT_SECONDS_PER_SNP["train"] * 2000)
+    assert (train.device_kind, train.device_count, train.price_per_hour) == ("nvidia-tesla-t4", 1, T4)
+    assert train.dollars == pytest.approx(4 * train.seconds_per_batch / 3600 * T4)
+    assert (generate.device_kind, generate.price_per_hour) == ("cpu", CPU)
+    assert decision.estimate == pytest.approx(train.dollars + generate.dollars)
+    assert decision.spent == 0.0
+    assert decision.passed
+    gate.run(run_url)
+
+
+def test_refuses_when_spent_plus_estimate_exceeds_the_budget(tmp_path):
+    run_url = make_run(str(tmp_path / "run"), n_batches=40, budget_dollars=2.0)
+    ledger.account_step(run_url, step="prep", batch=None, attempt=1, seconds=3600.0, device_kind="cpu",
+                        device_count=8)
+    spent = 8 * CPU
+    with pytest.raises(BudgetExceededError) as refused:
+        gate.run(run_url)
+    message = str(refused.value)
+    estimate = gate.estimate(run_url).estimate
+    assert spent + estimate > 2.0
+    assert f"spent ${spent:.2f}" in message
+    assert f"estimated ${estimate:.2f}" in message
+    assert "budget $2.00" in message
+    assert "train: 40 batches" in message
+    assert "--budget" in message
+    assert not storage.exists(run_layout.url(run_url, run_layout.TRAIN))
+
+
+def test_resumed_run_estimates_from_its_own_ledger(tmp_path):
+    run_url = make_run(str(tmp_path / "run"), n_batches=4)
+    # Batch 0 trained for an hour on a spot T4, after a failed 10-minute attempt.
+    ledger.account_step(run_url, step="train", batch=0, attempt=1, seconds=600.0,
+                        device_kind="nvidia-tesla-t4-spot", device_count=1, outcome="failed")
+    ledger.account_step(run_url, step="train", batch=0, attempt=2, seconds=3600.0,
+                        device_kind="nvidia-tesla-t4-spot", device_count=1)
+    train = next(s for s in gate.estimate(run_url).steps if s.step == "train")
+    assert (train.remaining_batches, train.seconds_source) == (3, "ledger")
+    assert train.seconds_per_batch == 3600.0
+    assert train.dollars == pytest.approx(3 * prices.DEFAULT_PRICES["nvidia-tesla-t4-spot"])
+
+
+def test_environment_names_the_training_device(run_url, monkeypatch):
+    monkeypatch.setenv("GENOSYNTH_TRAIN_DEVICE", "nvidia-tesla-t4-spot:2")
+    train = next(s for s in gate.estimate(run_url).steps if s.step == "train")
+    assert (train.device_kind, train.device_count) == ("nvidia-tesla-t4-spot", 2)
+
+
+def test_gate_before_prep_is_an_input_error(tmp_path):
+    from genosynth.errors import InputError
+    from genosynth.run_config import RunConfig
+
+    run_url = str(tmp_path / "run")
+    RunConfig(dataset_url="demo").save(run_url)
+    with pytest.raises(InputError, match=r"batches\.json: missing"):
+        gate.run(run_url)
