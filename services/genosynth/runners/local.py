@@ -137,7 +137,7 @@ class _Scheduler:
         nodes: list[Node] = []
         for step in pipeline.dag_steps(self.steps):
             if step.per_batch:
-                if not self._batches_known(step):
+                if not self._batches_known():
                     continue
                 nodes.extend((step.name, b) for b in self.batches or [])
             else:
@@ -145,9 +145,11 @@ class _Scheduler:
         busy = set(self.running.values())
         return [n for n in nodes if n not in self.done and n not in busy and self._ready(n)]
 
-    def _batches_known(self, step: Step) -> bool:
+    def _batches_known(self) -> bool:
+        # The batch list exists once the step that writes it (prep) has committed.
         if self.batches is None:
-            if not all((d, None) in self.done for d in step.after if not self.by_name[d].per_batch):
+            producers = [s.name for s in self.steps if run_layout.PREP_BATCHES in s.outputs]
+            if not all((name, None) in self.done for name in producers):
                 return False
             self.batches = pipeline.read_batches(self.run_url)
             for s in self.steps:
@@ -383,10 +385,6 @@ class _Bars:
 
     def fail(self, node: Node, message: str) -> None:
         self.progress.update(self.tasks[node[0]], state="[red]failed")
-        if self.enabled:
-            self.progress.console.print(
-                f"step {pipeline.node_id(*node)} failed: {message}", markup=False, highlight=False
-            )
 
 
 # --- run configuration ---------------------------------------------------------------------------
