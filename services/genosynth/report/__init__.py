@@ -1,0 +1,1 @@
+"""The run report: one static HTML page with the plots and tables of the comparison."""
