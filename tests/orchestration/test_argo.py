@@ -1,0 +1,220 @@
+"""Argo manifests: fresh, valid under Argo v4.1's CRD schemas made strict, and carrying the conventions
+the cluster relies on (GPU pool, semaphore, retries, metrics, exit handler, schedules)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from genosynth import pipeline
+from genosynth.runners import argo
+
+from .conftest import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def manifests() -> dict[str, dict]:
+    return {m["kind"]: m for m in argo.render_manifests()}
+
+
+def _templates(manifest: dict) -> dict[str, dict]:
+    return {t["name"]: t for t in manifest["spec"]["templates"]}
+
+
+def test_committed_workflows_are_fresh(tmp_path):
+    """`genosynth workflows render` output equals the committed workflows/ (CI fails when stale)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genosynth",
+            "workflows",
+            "render",
+            "--out",
+            str(tmp_path / "out"),
+            "--chart-dir",
+            str(tmp_path / "chart"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rendered = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert rendered == sorted(argo.FILE_NAMES.values()), result.stdout
+    for name in rendered:
+        committed = REPO_ROOT / "workflows" / name
+        assert committed.exists(), f"workflows/{name} is not committed: run `make workflows`"
+        assert (tmp_path / "out" / name).read_text() == committed.read_text(), (
+            f"workflows/{name} is stale: run `make workflows`"
+        )
+        # The chart's copy comes from the same renderer, byte for byte.
+        assert (tmp_path / "chart" / argo.CHART_SUBDIR / name).read_text() == committed.read_text()
+
+
+def test_rendered_manifests_are_valid_under_the_strict_schema(manifests, strict_errors):
+    for kind, manifest in manifests.items():
+        assert strict_errors(manifest) == [], kind
+
+
+def test_a_misspelled_field_fails_the_strict_schema(manifests, strict_errors):
+    template = copy.deepcopy(manifests["WorkflowTemplate"])
+    train = _templates(template)["train"]
+    train["retryStrategy"]["retryPolcy"] = train["retryStrategy"].pop("retryPolicy")
+    errors = strict_errors(template)
+    assert any("retryPolcy" in e for e in errors), errors
+
+    cron = copy.deepcopy(manifests["CronWorkflow"])
+    cron["spec"]["schedule"] = cron["spec"]["schedules"][0]  # the pre-v3.6 singular form
+    assert any("'schedule' was unexpected" in e for e in strict_errors(cron))
+
+
+def test_dry_run_workflow_object_is_valid(strict_errors):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genosynth",
+            "submit",
+            "--dataset-url",
+            "gs://bucket/cohort",
+            "--run-url",
+            "gs://bucket/runs/r1",
+            "-p",
+            "spot=true",
+            "--namespace",
+            "science",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    workflow = json.loads(result.stdout)
+    assert workflow["spec"]["workflowTemplateRef"] == {"name": argo.WORKFLOW_TEMPLATE_NAME}
+    parameters = {p["name"]: p["value"] for p in workflow["spec"]["arguments"]["parameters"]}
+    assert parameters == {
+        "dataset-url": "gs://bucket/cohort",
+        "run-url": "gs://bucket/runs/r1",
+        "spot": "true",
+    }
+    assert workflow["metadata"]["namespace"] == "science"
+    assert strict_errors(workflow) == []
+    broken = copy.deepcopy(workflow)
+    broken["spec"]["workflowTemplateRef"]["nmae"] = "genosynth"
+    assert strict_errors(broken)
+
+
+def test_dag_mirrors_the_pipeline_and_fans_out_over_batch_groups(manifests):
+    spec = manifests["WorkflowTemplate"]["spec"]
+    templates = _templates(manifests["WorkflowTemplate"])
+    tasks = {t["name"]: t for t in templates[spec["entrypoint"]]["dag"]["tasks"]}
+    assert set(tasks) == {"configure"} | {s.name for s in pipeline.dag_steps()}
+    for step in pipeline.dag_steps():
+        expected = " && ".join(step.after) or "configure"
+        assert tasks[step.name]["depends"] == expected
+        args = templates[step.name]["container"]["args"]
+        assert args[:4] == ["step", step.name, "--run", "{{workflow.parameters.run-url}}"]
+        if step.per_batch:
+            assert tasks[step.name]["withParam"] == "{{tasks.prep.outputs.parameters.batch-groups}}"
+            assert "--batches" in args
+    assert spec["onExit"] == "finalize"
+    assert templates["finalize"]["container"]["args"][:2] == ["step", "finalize"]
+    assert templates["prep"]["outputs"]["parameters"][0]["name"] == "batch-groups"
+
+
+def test_training_template_asks_for_one_t4_behind_the_gpu_semaphore(manifests):
+    train = _templates(manifests["WorkflowTemplate"])["train"]
+    resources = train["container"]["resources"]
+    assert resources["requests"]["nvidia.com/gpu"] == "1" == resources["limits"]["nvidia.com/gpu"]
+    assert train["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in train["tolerations"]
+    assert train["synchronization"]["semaphores"] == [
+        {"configMapKeyRef": {"name": "genosynth-gpu-semaphore", "key": "gpus"}}
+    ]
+    assert "gke-spot" in train["podSpecPatch"] and "}}'" not in train["podSpecPatch"].replace("'{}'}}", "")
+    retry = train["retryStrategy"]
+    assert retry["retryPolicy"] == "Always" and int(retry["limit"]) >= 3 and retry["backoff"]["duration"]
+    env = {e["name"]: e["value"] for e in train["container"]["env"]}
+    assert env["GENOSYNTH_DEVICE_KIND"] == "nvidia-tesla-t4"
+    names = [m["name"] for m in train["metrics"]["prometheus"]]
+    assert names == ["genosynth_argo_template_duration_seconds", "genosynth_argo_gpu_seconds"]
+    # CPU steps take no GPU and no GPU semaphore slot.
+    prep = _templates(manifests["WorkflowTemplate"])["prep"]
+    assert (
+        "nvidia.com/gpu" not in prep["container"]["resources"]["requests"] and "synchronization" not in prep
+    )
+
+
+def test_workflow_level_conventions(manifests):
+    spec = manifests["WorkflowTemplate"]["spec"]
+    assert spec["serviceAccountName"] == "genosynth"
+    assert spec["activeDeadlineSeconds"] > 0 and spec["podGC"]["strategy"] and spec["ttlStrategy"]
+    parameters = {p["name"] for p in spec["arguments"]["parameters"]}
+    assert {"dataset-url", "run-url", "config", "image-cpu", "image-gpu"} <= parameters
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    for template in spec["templates"]:
+        if "container" in template:
+            assert template["container"]["securityContext"]["readOnlyRootFilesystem"] is True
+            assert template["metrics"]["prometheus"][0]["name"] == "genosynth_argo_template_duration_seconds"
+    cron = manifests["CronWorkflow"]["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid" and cron["schedules"] == [argo.DEFAULT_SCHEDULE]
+    assert cron["workflowSpec"]["workflowTemplateRef"] == {"name": "genosynth"}
+
+
+def test_batch_groups_keep_the_workflow_small():
+    """10,000 batches give 313 groups whose JSON (stored in the Workflow object) is a few kilobytes."""
+    groups = pipeline.group_batches(range(10_000), argo.DEFAULT_BATCH_GROUP_SIZE)
+    assert len(groups) == 313 and groups[0] == "0-31" and groups[-1] == "9984-9999"
+    assert len(json.dumps(groups)) < 5_000
+    assert [b for g in groups for b in pipeline.parse_ranges(g)] == list(range(10_000))
+    assert pipeline.format_ranges([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
+
+
+def test_step_command_writes_batch_groups_for_withparam(tmp_path):
+    """What prep's Argo task runs: the step, then the batch groups as JSON for `withParam`."""
+    from genosynth import run_layout, storage
+    from genosynth.run_config import RunConfig
+
+    run_url = str(tmp_path / "run")
+    RunConfig(dataset_url="unused://dataset").save(run_url)
+    storage.write_json(
+        run_layout.url(run_url, run_layout.PREP_BATCHES), {"batches": [{"batch": b} for b in range(70)]}
+    )
+    storage.write_json(pipeline.marker_url(run_url, "prep"), {"step": "prep"})  # prep already committed
+    out = tmp_path / "outputs" / "groups.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genosynth",
+            "step",
+            "prep",
+            "--run",
+            run_url,
+            "--batch-groups-out",
+            str(out),
+            "--group-size",
+            "32",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "prep: already committed" in result.stdout
+    assert json.loads(out.read_text()) == ["0-31", "32-63", "64-69"]
+
+
+def test_committed_yaml_parses_to_the_rendered_dicts(manifests):
+    for kind, name in argo.FILE_NAMES.items():
+        assert yaml.safe_load((REPO_ROOT / "workflows" / name).read_text()) == manifests[kind]
+
+
+def test_no_local_paths_in_rendered_manifests(manifests):
+    text = "".join(argo.to_yaml(m) for m in manifests.values())
+    assert "/work/" not in text and str(Path.home()) + "/" not in text
