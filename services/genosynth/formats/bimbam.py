@@ -20,7 +20,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from genosynth import storage
 from genosynth.errors import InputError
 from genosynth.formats.cohort import ParsedCohort, write_cohort
 from genosynth.formats.dataset import Dataset
@@ -28,6 +27,8 @@ from genosynth.formats.text_tables import (
     GENOTYPE_MISSING_TOKENS,
     check_column_count,
     check_unique,
+    format_dosages,
+    open_for_write,
     open_lines,
     parse_numbers,
 )
@@ -219,39 +220,21 @@ def export_bimbam(dataset: Dataset, prefix: str, *, batch_size: int = 4096) -> d
     """
     paths = {kind: f"{prefix}.{kind}.txt" for kind in ("geno", "pheno", "anno")}
     variants = dataset.variants
-    lookup = np.array(["0", "1", "2", "NA"])
-    with _open_write(paths["geno"]) as handle:
+    with open_for_write(paths["geno"]) as handle:
         for start, block in dataset.iter_dosages(batch_size):
             for j in range(block.shape[1]):
                 row = block[:, j]
                 rs = variants["id"].iat[start + j]
                 head = f"{rs}, {variants['alt'].iat[start + j]}, {variants['ref'].iat[start + j]}, "
-                handle.write(head + ", ".join(_format_dosages(row, lookup)) + "\n")
+                handle.write(head + ", ".join(format_dosages(row)) + "\n")
     traits = dataset.samples[dataset.traits].to_numpy(dtype=np.float64)
-    with _open_write(paths["pheno"]) as handle:
+    with open_for_write(paths["pheno"]) as handle:
         for row in traits:
             handle.write("\t".join("NA" if np.isnan(v) else repr(float(v)) for v in row) + "\n")
-    with _open_write(paths["anno"]) as handle:
+    with open_for_write(paths["anno"]) as handle:
         cms = variants["cm"] if "cm" in variants else pd.Series(np.zeros(len(variants)))
         for rs, pos, chrom, cm in zip(variants["id"], variants["pos"], variants["chr"], cms, strict=True):
             pos_text = "NA" if pd.isna(pos) else str(int(pos))
             cm_text = "NA" if pd.isna(cm) else repr(float(cm))
             handle.write(f"{rs}\t{pos_text}\t{chrom}\t{cm_text}\n")
     return paths
-
-
-def _format_dosages(row: np.ndarray, lookup: np.ndarray) -> list[str]:
-    missing = np.isnan(row)
-    integral = missing | (row == np.rint(row))
-    if integral.all():
-        codes = np.where(missing, 3, row).astype(np.int64)
-        return lookup[codes].tolist()
-    return ["NA" if m else str(v) for v, m in zip(row.astype(np.float32), missing, strict=True)]
-
-
-def _open_write(path: str):
-    fs, inner = storage.filesystem(path)
-    parent = inner.rsplit("/", 1)[0] if "/" in inner else ""
-    if parent and storage.is_local(fs):
-        fs.makedirs(parent, exist_ok=True)
-    return fs.open(inner, "wt", encoding="utf-8")

@@ -16,6 +16,8 @@ import pandas as pd
 from genosynth.formats.dataset import DEFAULT_CHUNK_SIZE, Dataset, DatasetWriter
 from genosynth.formats.text_tables import staged_output
 
+INT8_MISSING = -127
+
 
 @dataclass
 class ParsedCohort:
@@ -25,7 +27,8 @@ class ParsedCohort:
     ----------
     samples : DataFrame, n rows; ``id`` then phenotype/covariate columns.
     variants : DataFrame, m rows; ``id chr pos ref alt`` (+ ``quality`` and extra columns).
-    snp_major : (m, n) float32 dosages of ``alt`` with NaN for missing calls.
+    snp_major : (m, n) dosages of ``alt``: float32 with NaN for missing calls, or int8 hard calls with
+        ``INT8_MISSING`` (-127, bed-reader's code) for missing; may be a transposed view of an (n, m) array.
     """
 
     samples: pd.DataFrame
@@ -55,7 +58,7 @@ def write_cohort(cohort: ParsedCohort, out_url: str, *, chunk_size: int = DEFAUL
     with staged_output(out_url):
         writer = DatasetWriter(out_url, n_samples=n_samples, chunk_size=chunk_size)
         for start in range(0, cohort.snp_major.shape[0], chunk_size):
-            writer.add(cohort.snp_major[start : start + chunk_size].T)
+            writer.add(as_dosages(cohort.snp_major[start : start + chunk_size].T))
         return writer.commit(
             cohort.samples,
             cohort.variants,
@@ -64,3 +67,12 @@ def write_cohort(cohort: ParsedCohort, out_url: str, *, chunk_size: int = DEFAUL
             column_kinds=cohort.column_kinds or None,
             provenance=cohort.provenance,
         )
+
+
+def as_dosages(block: np.ndarray) -> np.ndarray:
+    """float32 dosages of a block; int8 hard calls get NaN where they hold ``INT8_MISSING``."""
+    if block.dtype == np.int8:
+        out = block.astype(np.float32)
+        out[block == INT8_MISSING] = np.nan
+        return out
+    return np.asarray(block, dtype=np.float32)

@@ -235,3 +235,27 @@ def text_bytes(lines: Sequence[str]) -> bytes:
         buffer.write(line)
         buffer.write("\n")
     return buffer.getvalue().encode("utf-8")
+
+
+_CALL_TEXT = np.array(["0", "1", "2", "NA"])
+
+
+def format_dosages(row: np.ndarray) -> list[str]:
+    """Text of one row of dosages: ``0/1/2`` for hard calls, shortest float32 text otherwise, ``NA``.
+
+    The float32 text reads back to the identical float32, so text exports round-trip exactly.
+    """
+    missing = np.isnan(row)
+    integral = missing | (row == np.rint(row))
+    if integral.all():
+        return _CALL_TEXT[np.where(missing, 3, row).astype(np.int64)].tolist()
+    return ["NA" if m else str(v) for v, m in zip(row.astype(np.float32), missing, strict=True)]
+
+
+def open_for_write(path: str) -> io.TextIOBase:
+    """Open a text file for writing at a local path or fsspec URL, creating local parent folders."""
+    fs, inner = storage.filesystem(path)
+    parent = inner.rsplit("/", 1)[0] if "/" in inner else ""
+    if parent and storage.is_local(fs):
+        fs.makedirs(parent, exist_ok=True)
+    return fs.open(inner, "wt", encoding="utf-8")
