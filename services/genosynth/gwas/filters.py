@@ -1,0 +1,94 @@
+"""GEMMA's SNP filters, applied on the analysed individuals of one trait.
+
+GEMMA (0.98.5, BIMBAM input) checks, in this order, and drops a SNP for the first reason that applies:
+
+1. ``missing``: fraction of missing calls > ``max_missing`` (``-miss``, default 0.05);
+2. ``maf``: allele frequency (mean dosage / 2 over observed calls) < ``min_maf`` or > 1 - ``min_maf``
+   (``-maf``, default 0.01);
+3. ``monomorphic``: every observed call has the same value;
+4. ``collinear``: only with covariates beyond the intercept, the uncentred r^2 of the mean-imputed SNP on
+   the covariates exceeds ``max_r2`` (``-r2``, default 0.9999).
+
+The Hardy-Weinberg filter is off by default in GEMMA and is not applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+REASONS = ("missing", "maf", "monomorphic", "collinear")
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    """GEMMA defaults: ``-miss 0.05 -maf 0.01 -r2 0.9999``."""
+
+    max_missing: float = 0.05
+    min_maf: float = 0.01
+    max_r2: float = 0.9999
+
+
+@dataclass
+class SnpStats:
+    """Per-SNP statistics on the analysed individuals of one block of SNPs (all arrays shape (m,)).
+
+    ``reason`` is 0 for a SNP that passes, else 1 + the index of its reason in :data:`REASONS`.
+    """
+
+    af: np.ndarray
+    n_miss: np.ndarray
+    reason: np.ndarray
+
+    @property
+    def passed(self) -> np.ndarray:
+        return self.reason == 0
+
+
+def snp_filters(dosages: np.ndarray, covariates: np.ndarray, settings: FilterSettings) -> SnpStats:
+    """Apply GEMMA's filters to a block of SNPs.
+
+    Parameters
+    ----------
+    dosages : (n, m) dosages of the analysed individuals, NaN for missing.
+    covariates : (n, q) covariate matrix including the intercept column.
+    settings : thresholds.
+    """
+    x = np.asarray(dosages, dtype=np.float64)
+    n = x.shape[0]
+    missing = np.isnan(x)
+    n_miss = missing.sum(axis=0)
+    observed = n - n_miss
+    filled = np.where(missing, 0.0, x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        af = filled.sum(axis=0) / (2.0 * observed)
+        lowest = np.where(missing, np.inf, x).min(axis=0)
+        highest = np.where(missing, -np.inf, x).max(axis=0)
+    reason = np.zeros(x.shape[1], dtype=np.int8)
+    fail_missing = n_miss / n > settings.max_missing
+    fail_maf = ~fail_missing & ((af < settings.min_maf) | (af > 1.0 - settings.min_maf) | np.isnan(af))
+    fail_mono = ~fail_missing & ~fail_maf & ~(highest > lowest)
+    reason[fail_missing] = 1
+    reason[fail_maf] = 2
+    reason[fail_mono] = 3
+    if covariates.shape[1] > 1:
+        candidates = np.flatnonzero(reason == 0)
+        if candidates.size:
+            imputed = np.where(missing[:, candidates], 2.0 * af[candidates], x[:, candidates])
+            # Uncentred r^2 of the SNP on the covariates, as GEMMA computes it (x'Px / x'x).
+            q, _ = np.linalg.qr(covariates)
+            explained = ((q.T @ imputed) ** 2).sum(axis=0)
+            total = (imputed**2).sum(axis=0)
+            collinear = explained / total > settings.max_r2
+            reason[candidates[collinear]] = 4
+    return SnpStats(af=af, n_miss=n_miss.astype(np.int64), reason=reason)
+
+
+def mean_impute(dosages: np.ndarray, af: np.ndarray) -> np.ndarray:
+    """Replace missing calls by the SNP's mean dosage ``2 af`` (float64 copy, shape of ``dosages``)."""
+    x = np.array(dosages, dtype=np.float64)
+    missing = np.isnan(x)
+    if missing.any():
+        x[missing] = np.broadcast_to(2.0 * af, x.shape)[missing]
+    return x
