@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from genosynth import run_layout, storage
-from genosynth.compare import association, phenotypes, privacy, structure
-from genosynth.compare.gate import GATE, evaluate, gate_document, mark_release, thresholds_from_config
+from genosynth.compare import association, gate, phenotypes, privacy, structure
+from genosynth.compare.gate import thresholds_from_config
 from genosynth.compare.genotypes import even_subsample, load_cohort
 from genosynth.errors import InputError
 from genosynth.formats.dataset import Dataset
@@ -92,6 +92,9 @@ def compute(run_url: str, *, seed: int = 0) -> tuple[dict[str, Any], dict[str, A
     if not np.array_equal(real_ids, holdout_ids):
         raise InputError(holdout.url, "variants differ from prep/train")
 
+    gwas_real = _read_table(run_url, run_layout.GWAS_REAL)
+    gwas_synth = _read_table(run_url, run_layout.GWAS_SYNTHETIC)
+
     snp_index = even_subsample(train.n_variants, MAX_SNPS)
     cohorts = {
         name: load_cohort(ds, snp_index, name=name, sample_index=even_subsample(ds.n_samples, MAX_SAMPLES))
@@ -100,8 +103,6 @@ def compute(run_url: str, *, seed: int = 0) -> tuple[dict[str, Any], dict[str, A
     pairs = privacy.compute_pairs(cohorts["train"], cohorts["holdout"], cohorts["synthetic"])
 
     # --- association ------------------------------------------------------------------------------
-    gwas_real = _read_table(run_url, run_layout.GWAS_REAL)
-    gwas_synth = _read_table(run_url, run_layout.GWAS_SYNTHETIC)
     assoc = association.association_metrics(gwas_real, gwas_synth)
 
     # --- structure --------------------------------------------------------------------------------
@@ -166,10 +167,9 @@ def run(run_url: str, batch: int | None = None) -> None:
     ``batch`` is unused (compare is a single task); it is accepted for the common step signature.
     """
     config = RunConfig.load(run_url)
-    thresholds = thresholds_from_config(config.privacy, source=run_layout.url(run_url, run_layout.CONFIG))
+    # Bad thresholds should fail before the expensive part.
+    thresholds_from_config(config.privacy, source=run_layout.url(run_url, run_layout.CONFIG))
     metrics, details = compute(run_url, seed=config.seed)
     storage.write_json(run_layout.url(run_url, run_layout.COMPARE_METRICS), clean_json(metrics))
     storage.write_json(run_layout.url(run_url, DETAILS), clean_json(details))
-    verdict = evaluate(metrics["privacy"], thresholds)
-    storage.write_json(run_layout.url(run_url, GATE), clean_json(gate_document(verdict, thresholds)))
-    mark_release(run_url, verdict.passed)
+    gate.apply(run_url)

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import linalg, stats
 
 from genosynth.compare.genotypes import even_subsample
 
@@ -150,6 +150,22 @@ def kinship_quantiles(real: np.ndarray, synthetic: np.ndarray,
             "mean_abs_difference": float(np.nanmean(diff)) if np.isfinite(diff).any() else math.nan}
 
 
+def _top_axes(z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` right singular vectors ``(k, m)`` of ``z (n, m)`` and their squared singular values.
+
+    Through the eigenvectors of the smaller Gram matrix (n x n or m x m), computing only the top ``k``:
+    much cheaper than a full SVD when one side is large.
+    """
+    n, m = z.shape
+    if n <= m:
+        values, u = linalg.eigh(z @ z.T, subset_by_index=(n - k, n - 1))
+        values, u = values[::-1], u[:, ::-1]
+        axes = (z.T @ u) / np.sqrt(np.maximum(values, 1e-300))
+        return axes.T, np.maximum(values, 0.0)
+    values, v = linalg.eigh(z.T @ z, subset_by_index=(m - k, m - 1))
+    return v[:, ::-1].T, np.maximum(values[::-1], 0.0)
+
+
 def pca_comparison(real: np.ndarray, synthetic: np.ndarray, k: int = PCA_COMPONENTS
                    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Project the synthetic cohort onto the real cohort's principal components and compare the layouts.
@@ -173,8 +189,7 @@ def pca_comparison(real: np.ndarray, synthetic: np.ndarray, k: int = PCA_COMPONE
     z_real, mean, sd = standardise(real)
     z_synth, _, _ = standardise(synthetic, mean, sd)
     k = max(1, min(k, z_real.shape[0] - 1, z_real.shape[1]))
-    _, s, vt = np.linalg.svd(z_real, full_matrices=False)
-    vt = vt[:k]
+    vt, s = _top_axes(z_real, k)
     # SVD signs are arbitrary; fix them so reruns and platforms agree: largest |loading| positive.
     signs = np.sign(vt[np.arange(k), np.abs(vt).argmax(axis=1)])
     signs[signs == 0] = 1
@@ -185,7 +200,7 @@ def pca_comparison(real: np.ndarray, synthetic: np.ndarray, k: int = PCA_COMPONE
     wasserstein = [float(stats.wasserstein_distance(score_real[:, c], score_synth[:, c]) / real_sd[c])
                    for c in range(k)]
     centroid = (score_synth.mean(axis=0) - score_real.mean(axis=0)) / real_sd
-    variance = s**2 / max(float(np.sum(s**2)), 1e-300)
+    variance = s / max(float(np.sum(z_real**2)), 1e-300)
     metrics = {
         "components": k,
         "variance_explained": variance[:k].tolist(),
