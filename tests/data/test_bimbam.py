@@ -62,14 +62,14 @@ def test_import_small_trio_with_trait_names_and_missing_values(tmp_path, run_cli
 
 @pytest.fixture(scope="module")
 def small_hs1940_trio(tmp_path_factory, gemma_example_dir):
-    """The first 600 SNPs of mouse_hs1940 as a plain-text BIMBAM trio."""
+    """The first 300 SNPs of mouse_hs1940 as a plain-text BIMBAM trio."""
     folder = tmp_path_factory.mktemp("trio")
     paths = {}
     for kind in ("geno", "pheno", "anno"):
         with gzip.open(os.path.join(gemma_example_dir, f"mouse_hs1940.{kind}.txt.gz"), "rt") as handle:
             lines = handle.readlines()
         if kind != "pheno":
-            lines = lines[:600]
+            lines = lines[:300]
         paths[kind] = folder / f"hs.{kind}.txt"
         paths[kind].write_text("".join(lines))
     return paths
@@ -97,7 +97,7 @@ def test_export_round_trip_is_exact_and_gemma_reads_it(tmp_path, small_hs1940_tr
     assert kinship.shape == (1940, 1940)
     log = (tmp_path / "gemma" / "x.log.txt").read_text()
     analysed = int(log.split("number of analyzed SNPs/var = ")[1].split()[0])
-    assert 500 < analysed <= 600
+    assert 250 < analysed <= 300
 
 
 def test_missing_example_data_names_the_install_hint(tmp_path):

@@ -246,10 +246,16 @@ def format_dosages(row: np.ndarray) -> list[str]:
     The float32 text reads back to the identical float32, so text exports round-trip exactly.
     """
     missing = np.isnan(row)
-    integral = missing | (row == np.rint(row))
-    if integral.all():
-        return _CALL_TEXT[np.where(missing, 3, row).astype(np.int64)].tolist()
-    return ["NA" if m else str(v) for v, m in zip(row.astype(np.float32), missing, strict=True)]
+    rounded = np.where(missing, 3, np.rint(row))
+    codes = np.clip(rounded, 0, 3).astype(np.int64)
+    text = _CALL_TEXT[codes]
+    fractional = np.flatnonzero(~missing & (row != rounded))
+    if fractional.size == 0:
+        return text.tolist()
+    # Only the (few) non-integer dosages need float formatting; the rest is a table lookup.
+    text = text.astype(object)
+    text[fractional] = [str(v) for v in row[fractional].astype(np.float32)]
+    return text.tolist()
 
 
 def open_for_write(path: str) -> io.TextIOBase:
