@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -10,6 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+
+# gcsfs reads this when it is imported: it must be set before anything imports gcsfs. The emulator does
+# not serve the gRPC bucket-layout probe, which would otherwise stall each new bucket for a minute.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # In CI a copy of shared/ sits beside the clone; the schemas are Argo v4.1's own CRDs.
@@ -44,8 +49,9 @@ def gcs_emulator():
 
     Yields the emulator's base URL; ``STORAGE_EMULATOR_HOST`` must point at it for gcsfs to use it.
     """
-    pytest.importorskip("gcsfs")
-    pytest.importorskip("gcp_storage_emulator")
+    for module in ("gcsfs", "gcp_storage_emulator"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (pip install '.[dev]')")
     port = _free_port()
     process = subprocess.Popen(
         [
@@ -83,11 +89,5 @@ def gcs_emulator():
 def gcs_env(gcs_emulator, monkeypatch):
     """Environment for gcsfs to talk to the emulator (also inherited by subprocesses)."""
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
-    # gcsfs probes bucket layouts over gRPC, which the emulator does not serve.
-    monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-    import fsspec
-
-    fsspec.config.conf.setdefault("gs", {})
-    monkeypatch.setitem(fsspec.config.conf, "gs", {"token": "anon", "project": "genosynth-test"})
-    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "genosynth-test")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "genosynth-test")
     return gcs_emulator
