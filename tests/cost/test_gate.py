@@ -19,7 +19,8 @@ def test_first_estimate_uses_calibrated_defaults_and_the_dag_resources(run_url):
     by_step = {s.step: s for s in decision.steps}
     train, generate = by_step["train"], by_step["generate"]
     assert (train.remaining_batches, train.seconds_source) == (4, "default")
-    assert train.seconds_per_batch == pytest.approx(gate.DEFAULT_SECONDS_PER_SNP["train"] * 2000)
+    rate = gate.DEFAULT_SECONDS_PER_SNP_SAMPLE["mosaic"]["train"]
+    assert train.seconds_per_batch == pytest.approx(rate * 2000 * gate.FALLBACK_TRAIN_SAMPLES)
     assert (train.device_kind, train.device_count, train.price_per_hour) == ("nvidia-tesla-t4", 1, T4)
     assert train.dollars == pytest.approx(4 * train.seconds_per_batch / 3600 * T4)
     assert (generate.device_kind, generate.price_per_hour) == ("cpu", CPU)
@@ -29,8 +30,16 @@ def test_first_estimate_uses_calibrated_defaults_and_the_dag_resources(run_url):
     gate.run(run_url)
 
 
+def test_slower_model_families_are_estimated_slower(tmp_path):
+    mosaic = gate.estimate(make_run(str(tmp_path / "mosaic"), model="mosaic")).estimate
+    autoregressive = gate.estimate(make_run(str(tmp_path / "ar"), model="autoregressive")).estimate
+    assert autoregressive > 100 * mosaic
+    assert gate.default_rate("a-new-family", "train") == max(
+        r["train"] for r in gate.DEFAULT_SECONDS_PER_SNP_SAMPLE.values())
+
+
 def test_refuses_when_spent_plus_estimate_exceeds_the_budget(tmp_path):
-    run_url = make_run(str(tmp_path / "run"), n_batches=40, budget_dollars=2.0)
+    run_url = make_run(str(tmp_path / "run"), n_batches=40, budget_dollars=2.0, model="autoregressive")
     ledger.account_step(run_url, step="prep", batch=None, attempt=1, seconds=3600.0, device_kind="cpu",
                         device_count=8)
     spent = 8 * CPU
@@ -74,3 +83,34 @@ def test_gate_before_prep_is_an_input_error(tmp_path):
     RunConfig(dataset_url="demo").save(run_url)
     with pytest.raises(InputError, match=r"batches\.json: missing"):
         gate.run(run_url)
+
+
+def _pipeline_missing() -> list[str]:
+    import importlib.util
+
+    from genosynth import pipeline
+
+    return [s.target.partition(":")[0] for s in pipeline.STEPS
+            if importlib.util.find_spec(s.target.partition(":")[0]) is None]
+
+
+@pytest.mark.skipif(bool(_pipeline_missing()), reason=f"pipeline steps missing: {_pipeline_missing()}")
+def test_genosynth_run_over_budget_exits_4_before_training(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    data, run_url = str(tmp_path / "demo"), str(tmp_path / "run")
+    subprocess.run([sys.executable, "-m", "genosynth", "datasets", "get", "demo", "--out", data], check=True,
+                   env=env, capture_output=True)
+    result = subprocess.run([sys.executable, "-m", "genosynth", "run", data, "--out", run_url,
+                             "--budget", "0.0001"], env=env, capture_output=True, text=True)
+    assert result.returncode == 4, result.stderr[-3000:]
+    message = [line for line in result.stderr.splitlines() if "budget gate" in line]
+    assert message and "spent $" in message[0] and "estimated $" in message[0]
+    assert "budget $0.00" in message[0]
+    assert not storage.exists(run_layout.url(run_url, run_layout.TRAIN))
+    assert not [r for r in ledger.read_records(run_url) if r["step"] == "train"]
+    # finalize still ran (on exit) and wrote the cost summary of what was spent.
+    assert storage.read_json(storage.join(run_url, "cost.json"))["batches_done"] == 0

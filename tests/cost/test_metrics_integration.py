@@ -126,11 +126,15 @@ def test_demo_pipeline_metrics_equal_its_ledger(tmp_path, pushgateway, prometheu
     subprocess.run([sys.executable, "-m", "genosynth", "datasets", "get", "demo", "--out", data], check=True,
                    env=env, capture_output=True)
     result = subprocess.run([sys.executable, "-m", "genosynth", "run", data, "--out", run_url,
-                             "--allow-privacy-failure"], env=env, capture_output=True, text=True)
+                             "--traits", "body_weight", "--allow-privacy-failure"],
+                            env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = ledger.summary(run_url)
     assert summary["batches_done"] == summary["batches_total"] > 0
     prometheus.wait_for("sum(genosynth_cost_dollars_total)", _close(summary["dollars_spent"]))
     prometheus.wait_for("sum(genosynth_batches_completed_total)", _close(summary["batches_total"]))
     prometheus.wait_for("max(genosynth_run_finished)", _close(1))
-    assert metrics.JOB == "genosynth"
+    prometheus.wait_for("genosynth:batches_completed:sum", _close(summary["batches_total"]))
+    # Every task of the DAG pushed its group, under the job genosynth pushes as.
+    steps = prometheus.query(f'count by (step) (genosynth_step_attempts_total{{job="{metrics.JOB}"}})')
+    assert {r["metric"]["step"] for r in steps} == set(summary["by_step"])

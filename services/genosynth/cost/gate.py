@@ -1,10 +1,11 @@
 """The budget gate: a pipeline step before the training fan-out that refuses to overspend.
 
 Estimate = for each per-batch step of the DAG (``train``, ``generate``): batches it has still to run x
-expected seconds per batch x requested devices x hourly price. Expected seconds come from this run's earlier
-ledger records of that step (a resumed run knows its real speed) or else from a calibrated default
-scaled by the batch size. If dollars already spent + estimate exceed the budget, the gate raises
-``BudgetExceededError`` (exit 4) and nothing of training is started or written.
+expected seconds per batch x requested devices x hourly price. Expected seconds come from this run's
+earlier ledger records of that step (a resumed run knows its real speed) or else from a calibrated
+default of the run's model family scaled by the batch's SNPs and the training individuals. If dollars
+already spent + estimate exceed the budget, the gate raises ``BudgetExceededError`` (exit 4) and nothing
+of training is started or written.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from genosynth.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 
-#: Calibrated defaults, seconds per SNP of a batch, used until this run has ledger records of the step.
-#: Measured on the demo cohort with the default genotype model (see docs/cost.md, "Calibration") and
-#: rounded up, so that a first estimate errs towards refusing.
-DEFAULT_SECONDS_PER_SNP: dict[str, float] = {"train": 0.3, "generate": 0.05}
-
-#: Used for a per-batch step without a calibrated default of its own.
-FALLBACK_SECONDS_PER_SNP = 0.3
+#: Calibrated defaults, seconds per (SNP x training individual) of a batch, by model family and step,
+#: used until this run has ledger records of the step. Measured on the demo cohort (320 training
+#: individuals, 1,000-SNP batches, one CPU thread of a 2-core machine; docs/cost.md, "Calibration") and
+#: rounded up about threefold, so that a first estimate errs towards refusing.
+DEFAULT_SECONDS_PER_SNP_SAMPLE: dict[str, dict[str, float]] = {
+    "mosaic": {"train": 2e-6, "generate": 3e-6},
+    "autoregressive": {"train": 1e-3, "generate": 5e-6},
+}
+#: Training individuals assumed when ``prep/train`` cannot be read.
+FALLBACK_TRAIN_SAMPLES = 1000
 
 #: The accelerator the cluster's GPU node pool runs; ``GENOSYNTH_<STEP>_DEVICE=kind[:count]`` overrides
 #: what a step is assumed to request (e.g. ``GENOSYNTH_TRAIN_DEVICE=nvidia-tesla-t4-spot:1``).
@@ -94,6 +98,24 @@ def _device(step: Step, records: Sequence[Mapping[str, Any]]) -> tuple[str, int]
     return "cpu", _cores(step.resources.cpu)
 
 
+def default_rate(model: str, step: str) -> float:
+    """Calibrated seconds per (SNP x training individual); an uncalibrated model gets the slowest rate."""
+    rates = DEFAULT_SECONDS_PER_SNP_SAMPLE.get(model, {})
+    if step in rates:
+        return rates[step]
+    known = [r[step] for r in DEFAULT_SECONDS_PER_SNP_SAMPLE.values() if step in r]
+    return max(known or [rate for r in DEFAULT_SECONDS_PER_SNP_SAMPLE.values() for rate in r.values()])
+
+
+def _training_individuals(run_url: str) -> int:
+    from genosynth.formats.dataset import Dataset
+
+    try:
+        return Dataset.open(run_layout.url(run_url, run_layout.PREP_TRAIN)).n_samples
+    except (FileNotFoundError, InputError, KeyError):
+        return FALLBACK_TRAIN_SAMPLES
+
+
 def _cores(quantity: str) -> int:
     # Kubernetes CPU quantities ("2", "500m"); a fraction of a core is billed as a whole one.
     cores = float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
@@ -108,9 +130,10 @@ def estimate(run_url: str) -> GateDecision:
         raise InputError(batches_url, "missing: the budget gate runs after prep")
     batches = storage.read_json(batches_url).get("batches", [])
     records = ledger.read_records(run_url)
+    n_train = _training_individuals(run_url)
     steps = []
     for step in (s for s in pipeline.STEPS if s.per_batch):
-        per_snp = DEFAULT_SECONDS_PER_SNP.get(step.name, FALLBACK_SECONDS_PER_SNP)
+        per_snp = n_train * default_rate(config.model, step.name)
         step_records = [r for r in records if r["step"] == step.name]
         done = {r["batch"] for r in step_records if r.get("outcome") == "succeeded"}
         remaining = [b for b in batches if b["batch"] not in done]

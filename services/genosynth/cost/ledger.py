@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 PUSHGATEWAY_ENV = "GENOSYNTH_PUSHGATEWAY"
 TRAIN_STEP = "train"
+FINALIZE_STEP = "finalize"
 OUTCOMES = ("succeeded", "failed")
 
 
@@ -127,8 +128,9 @@ def account_step(
 
         try:
             metrics.push_group(gateway, run_url, step, batch, read_records(run_url, step=step, batch=batch))
+            # The finalize step marks the run finished; any later step (a resumed run) marks it running.
             metrics.push_run(gateway, run_url, budget_dollars=config.budget_dollars,
-                             batches_total=batches_total(run_url))
+                             batches_total=batches_total(run_url), finished=step == FINALIZE_STEP)
         except OSError as exc:
             log.warning("could not push cost metrics to %s: %s", gateway, exc)
     return record
