@@ -75,3 +75,23 @@ def test_unknown_dataset_name():
 
     with pytest.raises(InputError, match="expected one of: demo, hs1940, cfw-sim"):
         get_dataset("nosuch", "memory://x")
+
+
+def test_export_cli_writes_each_format(tmp_path, run_cli, demo_dataset):
+    for fmt, target, expected in [
+        ("bimbam", tmp_path / "bimbam" / "demo", ["demo.geno.txt", "demo.pheno.txt", "demo.anno.txt"]),
+        ("plink", tmp_path / "plink" / "demo", ["demo.bed", "demo.bim", "demo.fam", "demo.pheno"]),
+        ("cfw", tmp_path / "cfw", ["geno.txt", "map.txt", "pheno.csv"]),
+    ]:
+        result = run_cli("export", demo_dataset.url, "--format", fmt, "--out", str(target))
+        assert result.code == 0, result.stderr
+        folder = target if fmt == "cfw" else target.parent
+        assert sorted(p.name for p in folder.iterdir()) == sorted(expected)
+    header = (tmp_path / "cfw" / "geno.txt").open().readline().split()
+    assert header[:2] == ["id", "discard"] and len(header) == 2 + demo_dataset.n_variants
+
+
+def test_export_of_a_missing_dataset_exits_2(tmp_path, run_cli):
+    result = run_cli("export", str(tmp_path / "nothing"), "--format", "cfw", "--out", str(tmp_path / "o"))
+    assert result.code == 2 and "not a genosynth dataset" in result.stderr
+    assert not (tmp_path / "o").exists()

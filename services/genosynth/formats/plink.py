@@ -212,6 +212,7 @@ def export_plink(dataset: Dataset, prefix: str, *, batch_size: int = 4096) -> di
                                                 variants["alt"], variants["ref"], strict=True):
             cm_text = "0" if pd.isna(cm) else repr(float(cm))
             pos_text = "-9" if pd.isna(pos) else str(int(pos))
+            chrom = "0" if chrom == "NA" else chrom  # PLINK's code for an unknown chromosome
             handle.write(f"{chrom}\t{rs}\t{cm_text}\t{pos_text}\t{alt}\t{ref}\n")
     with open(paths["pheno"], "w", encoding="utf-8") as handle:
         handle.write(" ".join(["FID", "IID", *dataset.traits]) + "\n")
