@@ -265,7 +265,11 @@ def test_helm_rendered_workflows_are_strict_argo_and_carry_the_values():
     train = next(t for t in template["spec"]["templates"] if t["name"] == "train")
     assert train["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     env = {e["name"]: e["value"] for e in train["container"]["env"]}
-    assert env["GENOSYNTH_DEVICE_KIND"] == "nvidia-l4"
+    spot_or_not = "{{=workflow.parameters.spot == 'true' ? 'nvidia-l4-spot' : 'nvidia-l4'}}"
+    assert env["GENOSYNTH_DEVICE_KIND"] == spot_or_not
+    gate = next(t for t in template["spec"]["templates"] if t["name"] == "budget-gate")
+    gate_env = {e["name"]: e["value"] for e in gate["container"]["env"]}
+    assert gate_env["GENOSYNTH_TRAIN_DEVICE"] == env["GENOSYNTH_DEVICE_KIND"]
 
 
 @needs_helm
