@@ -20,9 +20,23 @@ import pytest
 
 from genosynth import pipeline, run_layout, storage
 
-# Small batches so that the demo has several training batches for a kill to fall between.
-DEMO_CONFIG = "batch_snps: 400\nmax_parallel: 2\n"
+# Small batches so that the demo has several training batches for a kill to fall between; the plain linear
+# GWAS keeps the run short (the GWAS engines are tested in tests/gwas).
+DEMO_CONFIG = "batch_snps: 150\nmax_parallel: 2\ngwas_model: lm\nloco: false\n"
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small_demo(tmp_path_factory):
+    """The demo cohort generator at a third of its size: 200 individuals x 600 SNPs on 3 chromosomes."""
+    from genosynth.datasets.demo import make_demo
+
+    return make_demo(
+        str(tmp_path_factory.mktemp("small-demo") / "dataset"),
+        seed=0,
+        n_individuals=200,
+        snps_per_chromosome=200,
+    )
 
 
 def genosynth(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -53,11 +67,11 @@ def config_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference_run(demo_dataset, config_file, tmp_path_factory):
+def reference_run(small_demo, config_file, tmp_path_factory):
     """An uninterrupted run, moved aside so the interrupted run can use the very same run URL."""
     base = tmp_path_factory.mktemp("runs")
     run_dir = base / "run"
-    result = genosynth(*run_args(demo_dataset.url, run_dir, config_file))
+    result = genosynth(*run_args(small_demo.url, run_dir, config_file))
     reference = base / "reference"
     shutil.copytree(run_dir, reference)
     return run_dir, reference, result
@@ -89,11 +103,11 @@ def test_demo_run_writes_the_documented_outputs(reference_run):
         assert "run complete" in result.stdout
 
 
-def test_kill_and_resume_gives_byte_identical_outputs(reference_run, demo_dataset, config_file):
+def test_kill_and_resume_gives_byte_identical_outputs(reference_run, small_demo, config_file):
     run_dir, reference, _ = reference_run
     shutil.rmtree(run_dir)
     process = subprocess.Popen(
-        [sys.executable, "-m", "genosynth", *run_args(demo_dataset.url, run_dir, config_file)],
+        [sys.executable, "-m", "genosynth", *run_args(small_demo.url, run_dir, config_file)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -107,7 +121,7 @@ def test_kill_and_resume_gives_byte_identical_outputs(reference_run, demo_datase
     assert marker.exists(), "the run ended before two training batches were committed"
     assert not pipeline.is_committed(str(run_dir), "report"), "killed too late to test a resume"
 
-    resumed = genosynth(*run_args(demo_dataset.url, run_dir, config_file))
+    resumed = genosynth(*run_args(small_demo.url, run_dir, config_file))
     assert resumed.returncode in (0, 3), resumed.stderr[-3000:]
     assert "already committed" in resumed.stdout
     expected, found = tree(reference), tree(run_dir)
@@ -117,14 +131,14 @@ def test_kill_and_resume_gives_byte_identical_outputs(reference_run, demo_datase
 
 
 def test_privacy_override_and_config_guard_on_an_existing_run(
-    reference_run, demo_dataset, config_file, tmp_path
+    reference_run, small_demo, config_file, tmp_path
 ):
     finished = tmp_path / "run"
     shutil.copytree(reference_run[1], finished)  # a finished run; the reference itself stays untouched
-    allowed = genosynth(*run_args(demo_dataset.url, finished, config_file, "--allow-privacy-failure"))
+    allowed = genosynth(*run_args(small_demo.url, finished, config_file, "--allow-privacy-failure"))
     assert allowed.returncode == 0, allowed.stderr[-3000:]
     assert "already committed" in allowed.stdout
-    changed = genosynth(*run_args(demo_dataset.url, finished, config_file, "--seed", "99"))
+    changed = genosynth(*run_args(small_demo.url, finished, config_file, "--seed", "99"))
     assert changed.returncode == 2
     assert "started with seed=0, found 99" in changed.stderr
     assert len(changed.stderr.strip().splitlines()) == 1
@@ -139,9 +153,9 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
     assert unknown.returncode == 2 and "unknown step 'trian'" in unknown.stderr
 
 
-def test_budget_refusal_exits_4_before_training(demo_dataset, config_file, tmp_path):
+def test_budget_refusal_exits_4_before_training(small_demo, config_file, tmp_path):
     run_dir = tmp_path / "run"
-    result = genosynth(*run_args(demo_dataset.url, run_dir, config_file, "--budget", "0.000001"))
+    result = genosynth(*run_args(small_demo.url, run_dir, config_file, "--budget", "0.000001"))
     assert result.returncode == 4, result.stderr[-3000:]
     assert "budget" in result.stderr.lower()
     assert pipeline.is_committed(str(run_dir), "prep")

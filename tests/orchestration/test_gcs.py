@@ -34,7 +34,7 @@ def test_demo_run_with_input_and_run_on_gs(gcs_env):
 
     fs, _ = storage.filesystem("gs://genosynth-e2e/x")
     fs.mkdir("genosynth-e2e")
-    dataset = make_demo("gs://genosynth-e2e/cohorts/demo", seed=0)
+    dataset = make_demo("gs://genosynth-e2e/cohorts/demo", seed=0, n_individuals=200, snps_per_chromosome=200)
     run_url = "gs://genosynth-e2e/runs/demo"
     result = subprocess.run(
         [
@@ -46,7 +46,7 @@ def test_demo_run_with_input_and_run_on_gs(gcs_env):
             "--out",
             run_url,
             "--config-text",
-            "{batch_snps: 1000}",
+            "{batch_snps: 300, gwas_model: lm, loco: false}",
             "--no-progress",
             "--allow-privacy-failure",
         ],
