@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from genosynth import run_layout, storage
 from genosynth.cost import gate, ledger, prices
-from genosynth.errors import BudgetExceededError
+from genosynth.errors import BudgetExceededError, InputError
+from genosynth.run_config import RunConfig
 
 from .conftest import make_run
 
@@ -76,36 +81,21 @@ def test_environment_names_the_training_device(run_url, monkeypatch):
 
 
 def test_gate_before_prep_is_an_input_error(tmp_path):
-    from genosynth.errors import InputError
-    from genosynth.run_config import RunConfig
-
     run_url = str(tmp_path / "run")
     RunConfig(dataset_url="demo").save(run_url)
     with pytest.raises(InputError, match=r"batches\.json: missing"):
         gate.run(run_url)
 
 
-def _pipeline_missing() -> list[str]:
-    import importlib.util
-
-    from genosynth import pipeline
-
-    return [s.target.partition(":")[0] for s in pipeline.STEPS
-            if importlib.util.find_spec(s.target.partition(":")[0]) is None]
-
-
-@pytest.mark.skipif(bool(_pipeline_missing()), reason=f"pipeline steps missing: {_pipeline_missing()}")
+@pytest.mark.slow
 def test_genosynth_run_over_budget_exits_4_before_training(tmp_path):
-    import os
-    import subprocess
-    import sys
-
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     data, run_url = str(tmp_path / "demo"), str(tmp_path / "run")
     subprocess.run([sys.executable, "-m", "genosynth", "datasets", "get", "demo", "--out", data], check=True,
                    env=env, capture_output=True)
     result = subprocess.run([sys.executable, "-m", "genosynth", "run", data, "--out", run_url,
-                             "--budget", "0.0001"], env=env, capture_output=True, text=True)
+                             "--traits", "body_weight", "--budget", "0.0001"],
+                            env=env, capture_output=True, text=True)
     assert result.returncode == 4, result.stderr[-3000:]
     message = [line for line in result.stderr.splitlines() if "budget gate" in line]
     assert message and "spent $" in message[0] and "estimated $" in message[0]
