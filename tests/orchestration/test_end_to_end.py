@@ -161,3 +161,18 @@ def test_budget_refusal_exits_4_before_training(small_demo, config_file, tmp_pat
     assert pipeline.is_committed(str(run_dir), "prep")
     assert not (run_dir / run_layout.TRAIN).exists()
     assert (run_dir / "cost.json").is_file()  # the exit step still wrote the final totals
+
+
+def test_status_shows_committed_steps_and_the_ledger_without_a_cluster(reference_run, monkeypatch, tmp_path):
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "no-kubeconfig"), "HOME": str(tmp_path)}
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    result = genosynth("status", str(reference_run[1]), env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    batches = len(pipeline.read_batches(str(reference_run[1])))
+    assert f"  train           {batches}/{batches} batches committed" in lines
+    assert "  report          committed" in lines
+    assert any(line.startswith("workflow: unavailable (no kubeconfig") for line in lines)
+    assert any(line.startswith("ledger: $") for line in lines)
+    as_json = genosynth("status", str(reference_run[1]), "--json", env=env)
+    assert '"batches_done"' in as_json.stdout
