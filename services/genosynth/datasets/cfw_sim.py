@@ -158,7 +158,7 @@ def make_cfw_sim(
 
 def _qtl_plan(groups: list[TraitGroup], rng: np.random.Generator) -> list[tuple[str, str, float]]:
     """(trait, chromosome, variance explained) of every planted QTL; abBMD's two loci come first."""
-    plan = [("abBMD", "5", 0.05), ("abBMD", "11", 0.04)]
+    plan = [("abBMD", "5", 0.06), ("abBMD", "11", 0.05)]
     autosomes = list(MOUSE_AUTOSOMES)
     for group in groups:
         candidates = [t for t in group.names if t != "abBMD"]
