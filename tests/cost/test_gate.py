@@ -56,6 +56,9 @@ def test_refuses_when_spent_plus_estimate_exceeds_the_budget(tmp_path):
     assert f"spent ${spent:.2f}" in message
     assert f"estimated ${estimate:.2f}" in message
     assert "budget $2.00" in message
+    assert gate.money(0.000148213) == "$0.000148"
+    assert gate.money(1.67e-05) == "$0.0000167"
+    assert gate.money(1440) == "$1,440.00"
     assert "train: 40 batches" in message
     assert "--budget" in message
     assert not storage.exists(run_layout.url(run_url, run_layout.TRAIN))
@@ -99,7 +102,7 @@ def test_genosynth_run_over_budget_exits_4_before_training(tmp_path):
     assert result.returncode == 4, result.stderr[-3000:]
     message = [line for line in result.stderr.splitlines() if "budget gate" in line]
     assert message and "spent $" in message[0] and "estimated $" in message[0]
-    assert "budget $0.00" in message[0]
+    assert "the budget $0.000100 " in message[0]
     assert not storage.exists(run_layout.url(run_url, run_layout.TRAIN))
     assert not [r for r in ledger.read_records(run_url) if r["step"] == "train"]
     # finalize still ran (on exit) and wrote the cost summary of what was spent.

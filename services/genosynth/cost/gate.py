@@ -65,16 +65,24 @@ class GateDecision:
         return self.spent + self.estimate <= self.budget
 
     def message(self) -> str:
-        parts = ", ".join(f"{s.step}: {s.remaining_batches} batches x {s.seconds_per_batch:.0f} s x "
-                          f"{s.device_count} {s.device_kind} at ${s.price_per_hour:.4g}/h = ${s.dollars:.2f}"
-                          for s in self.steps)
+        parts = ", ".join(f"{s.step}: {s.remaining_batches} batches x {s.seconds_per_batch:.3g} s x "
+                          f"{s.device_count} {s.device_kind} at ${s.price_per_hour:.4g}/h "
+                          f"= {money(s.dollars)}" for s in self.steps)
         verdict = "exceeds" if not self.passed else "is within"
-        return (f"budget gate: spent ${self.spent:.2f} + estimated ${self.estimate:.2f} "
-                f"= ${self.spent + self.estimate:.2f} {verdict} the budget ${self.budget:.2f} ({parts})")
+        return (f"budget gate: spent {money(self.spent)} + estimated {money(self.estimate)} "
+                f"= {money(self.spent + self.estimate)} {verdict} the budget {money(self.budget)} ({parts})")
 
     def to_dict(self) -> dict[str, Any]:
         return {"spent": self.spent, "estimate": self.estimate, "budget": self.budget, "passed": self.passed,
                 "steps": [asdict(s) for s in self.steps]}
+
+
+def money(dollars: float) -> str:
+    """Dollars for people: cents, or three significant digits below a cent (small runs cost that)."""
+    if dollars == 0 or abs(dollars) >= 0.01:
+        return f"${dollars:,.2f}"
+    decimals = 2 - math.floor(math.log10(abs(dollars)))
+    return f"${dollars:.{decimals}f}"
 
 
 def _device(step: Step, records: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
