@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pandas as pd
-import pytest
 
 from genosynth.cli import main
 from genosynth.gwas.output import read_table
@@ -51,18 +50,26 @@ def test_gwas_parquet_equals_tsv(hs_subset, tmp_path):
     pd.testing.assert_frame_equal(tsv, parquet, check_exact=False, rtol=1e-9, check_dtype=False)
 
 
-@pytest.mark.parametrize("option, value", [("--traits", "no_such_trait"), ("--covariates", "no_such_cov")])
-def test_unknown_column_exits_2_and_writes_nothing(hs_subset, tmp_path, option, value):
-    args = {"--traits": "trait1", "--covariates": "trait4", option: value}
+def test_unknown_trait_exits_2_with_one_line_and_writes_nothing(hs_subset, tmp_path):
     out = tmp_path / "out" / "x.tsv"
     proc = subprocess.run(
-        [sys.executable, "-m", "genosynth", "gwas", hs_subset.dataset_url, "--traits", args["--traits"],
-         "--covariates", args["--covariates"], "--model", "lm", "--out", str(out)],
+        [sys.executable, "-m", "genosynth", "gwas", hs_subset.dataset_url, "--traits", "trait1,no_such_trait",
+         "--model", "lm", "--out", str(out)],
         capture_output=True, text=True,
     )
     assert proc.returncode == 2
     error_lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(error_lines) == 1 and value in error_lines[0] and hs_subset.dataset_url in error_lines[0]
+    assert len(error_lines) == 1
+    assert "no_such_trait" in error_lines[0] and hs_subset.dataset_url in error_lines[0]
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_unknown_covariate_exits_2_and_writes_nothing(hs_subset, tmp_path, capsys):
+    out = tmp_path / "out" / "x.parquet"
+    code = _cli("gwas", hs_subset.dataset_url, "--traits", "trait1", "--covariates", "trait4,no_such_cov",
+                "--out", str(out))
+    assert code == 2
+    assert "no_such_cov" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "out")
 
 

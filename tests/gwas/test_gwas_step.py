@@ -32,6 +32,7 @@ def test_steps_write_real_and_synthetic_tables_reproducibly(hs_subset, tmp_path)
     assert storage.read_bytes(real_url) == first  # a rerun writes identical bytes
 
 
+@pytest.mark.slow
 def test_hs1940_reference_values(hs1940_dataset):
     """ANCHORS.md: BIMBAM, -n 1, no covariates: 1,410 mice, 10,768 SNPs, pve 0.608801; rs3683945."""
     result = run_gwas(hs1940_dataset, ["trait1"], model="lmm")

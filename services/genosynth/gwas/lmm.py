@@ -23,8 +23,10 @@ BLAS matrix products per block of SNPs, on CUDA through torch when available.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -77,12 +79,23 @@ def eigendecompose(kinship: np.ndarray | torch.Tensor, device: torch.device | No
     if device.type == "cpu":
         # LAPACK's divide-and-conquer through scipy is several times faster than torch's CPU eigh.
         k = kinship.cpu().numpy() if isinstance(kinship, torch.Tensor) else np.asarray(kinship, np.float64)
-        values_np, vectors_np = linalg.eigh(k, driver="evd")
+        # One BLAS thread: on a shared, busy machine the threaded reduction spins and runs up to 15x
+        # slower, while on an idle one the second thread saves little.
+        with _one_blas_thread():
+            values_np, vectors_np = linalg.eigh(k, driver="evd")
         values, vectors = torch.from_numpy(values_np), torch.from_numpy(vectors_np)
     else:
         values, vectors = torch.linalg.eigh(torch.as_tensor(kinship, dtype=torch.float64, device=device))
     values = torch.where(values < EIGEN_ZERO, torch.zeros_like(values), values)
     return Eigen(values=values, vectors=vectors)
+
+
+def _one_blas_thread():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it the BLAS default applies
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 # --- REML on weighted Gram matrices ------------------------------------------------------------------
@@ -199,7 +212,10 @@ def _chebyshev_basis(u: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tenso
 
 def _fixed_gram(weights: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
     """``fixed^T diag(w) fixed`` for every weight row: (g, n), (n, k) -> (g, k, k)."""
-    return torch.einsum("gn,ni,nj->gij", weights, fixed, fixed)
+    # One matrix product over the k*k column products (einsum over three operands is far slower).
+    k = fixed.shape[1]
+    products = (fixed[:, :, None] * fixed[:, None, :]).reshape(fixed.shape[0], k * k)
+    return (weights @ products).reshape(weights.shape[0], k, k)
 
 
 def fit_null_rotated(
@@ -227,7 +243,7 @@ def fit_null_rotated(
     if bracket.numel():
         lo, hi = ends[bracket].clone(), ends[bracket + 1].clone()
         g_lo = g_ends[bracket].clone()
-        for _ in range(100):  # bisection to machine precision; the null model is one small problem
+        for _ in range(64):  # bisection to machine precision; the null model is one small problem
             mid = 0.5 * (lo + hi)
             _, g_mid, _ = evaluate(mid)
             left = g_mid * g_lo > 0
@@ -470,8 +486,13 @@ class LmmPattern:
         self._ut = self.eigen.vectors.T.contiguous()
         self.covariates_rot = self.rotate(covariates)
         self.traits_rot = self.rotate(traits)
-        self.null = [fit_null_rotated(self.eigen, self.covariates_rot, self.traits_rot[:, j])
-                     for j in range(traits.shape[1])]
+
+    @cached_property
+    def null(self) -> list[NullModel]:
+        """REML null model of each trait (computed on first use)."""
+        with _torch_threads(1, self.device):
+            return [fit_null_rotated(self.eigen, self.covariates_rot, self.traits_rot[:, j])
+                    for j in range(self.traits_rot.shape[1])]
 
     def rotate(self, values: np.ndarray) -> torch.Tensor:
         """``U^T values`` as float64 on the pattern's device."""
@@ -480,5 +501,21 @@ class LmmPattern:
     def scan(self, snps: np.ndarray) -> list[LmmResult]:
         """All traits of this pattern against a block of mean-imputed SNPs (n, m)."""
         snps_rot = self.rotate(snps)
-        return [lmm_scan(self.eigen, self.covariates_rot, self.traits_rot[:, j], snps_rot)
-                for j in range(self.traits_rot.shape[1])]
+        with _torch_threads(1, self.device):
+            return [lmm_scan(self.eigen, self.covariates_rot, self.traits_rot[:, j], snps_rot)
+                    for j in range(self.traits_rot.shape[1])]
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int, device: torch.device):
+    """Run CPU torch work on ``count`` threads: the per-SNP search is many small element-wise steps that
+    gain nothing from a second thread and lose a lot when the cores are shared (threads spin)."""
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
