@@ -66,7 +66,10 @@ class AutoregressiveModel(GenotypeModel):
         for _ in range(int(settings["epochs"])):
             optimiser.zero_grad()
             logits = bias[None] + torch.einsum("nmkc,mkcd->nmd", lags, weights)
-            loss = torch.nn.functional.cross_entropy(logits[mask], x[mask]) + decay * (weights**2).sum()
+            # Summed over SNPs, averaged over individuals: each SNP's parameters see a gradient of order
+            # one, so the weight decay shrinks them evenly whatever the batch width.
+            nll = torch.nn.functional.cross_entropy(logits[mask], x[mask], reduction="sum") / x.shape[0]
+            loss = nll + decay * (weights**2).sum()
             loss.backward()
             optimiser.step()
         return cls(bias.detach().cpu().numpy(), weights.detach().cpu().numpy(), int(batch["start"]),

@@ -9,9 +9,9 @@ Hardy-Weinberg proportions and LD up to the segment length.
 
 The path is a pure function of (seed, individual, SNP index) (see :mod:`genosynth.models.hashing`), so
 every batch recomputes the stretch it needs and adjacent batches join seamlessly while running in
-parallel. The switch rate is calibrated once per run (:meth:`MosaicModel.plan`) so that synthetic-to-
-train nearest-neighbour distances match those of the held-out individuals: a synthetic genome looks like
-a new member of the cohort, neither a copy of a training genome nor an outsider.
+parallel. The switch rate is set once per run (:meth:`MosaicModel.plan`) from the cohort's LD decay: the
+shortest segments (most donors per genome, so no synthetic genome is close to any one training genome)
+that still keep all but ``max_ld_loss`` of the LD.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from genosynth.models.hashing import hash_integers, hash_pairs, hash_uniform
 _STREAM_SWITCH, _STREAM_DONOR, _STREAM_MUTATE, _STREAM_MUTANT_DONOR = 11, 12, 13, 14
 _CALIBRATION_SNPS = 3000
 _DEFAULT_MUTATION_RATE = 0.002
+_DEFAULT_MAX_LD_LOSS = 0.05
+_LD_MAX_LAG = 400
 
 
 def donor_path(
@@ -104,11 +106,54 @@ def _simulate_mosaics(
     return panel[donors, np.arange(m)[None, :]]
 
 
+def ld_curve(dosages: np.ndarray, max_lag: int) -> np.ndarray:
+    """Mean r^2 between SNPs ``lag`` apart for ``lag = 1..max_lag`` on contiguous dosages ``(n, m)``."""
+    x = np.where(np.isnan(dosages), np.nanmean(dosages, axis=0), dosages)
+    x = np.nan_to_num(x - x.mean(axis=0))
+    norm = np.sqrt((x**2).sum(axis=0))
+    x = x / np.where(norm > 0, norm, np.inf)
+    lags = range(1, min(max_lag, x.shape[1] - 1) + 1)
+    return np.array([float(((x[:, :-lag] * x[:, lag:]).sum(axis=0) ** 2).mean()) for lag in lags])
+
+
+def ld_switch_rate(curve: np.ndarray, max_loss: float) -> tuple[float, float]:
+    """Largest switch rate that loses at most ``max_loss`` of the excess LD in ``curve``.
+
+    A pair of SNPs ``l`` apart keeps its LD only if no switch falls between them (probability
+    ``(1 - rate)^l``), so the LD lost is ``sum_l excess(l) (1 - (1 - rate)^l) / sum_l excess(l)`` with
+    ``excess`` the r^2 above the background level (the median of the curve's far half).
+
+    Returns
+    -------
+    The rate and the background r^2.
+    """
+    background = float(np.median(curve[len(curve) // 2 :])) if len(curve) > 3 else 0.0
+    excess = np.maximum(curve - background, 0.0)
+    if excess.sum() <= 0:
+        return 0.05, background
+    lags = np.arange(1, len(curve) + 1)
+
+    def loss(rate: float) -> float:
+        return float((excess * (1.0 - (1.0 - rate) ** lags)).sum() / excess.sum())
+
+    lo, hi = -6.0, -0.3
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if loss(10**mid) < max_loss else (lo, mid)
+    return 10**lo, background
+
+
 def calibrate_switch_rate(
-    train: np.ndarray, holdout: np.ndarray, snp_index: np.ndarray, run_first: np.ndarray, *,
-    mutation_rate: float, seed: int, target_quantile: float = 0.5,
+    train: np.ndarray, holdout: np.ndarray, snp_index: np.ndarray, run_first: np.ndarray,
+    ld_curve_values: np.ndarray, *, mutation_rate: float, max_ld_loss: float, seed: int,
 ) -> tuple[float, dict[str, Any]]:
-    """Switch rate per SNP whose mosaics sit as far from the training genomes as held-out ones do.
+    """Switch rate per SNP: the largest that keeps ``1 - max_ld_loss`` of the LD (see :func:`ld_switch_rate`).
+
+    Shorter segments make each synthetic genome a mosaic of more training genomes (further from each),
+    longer ones keep LD over longer distances; this picks the shortest segments LD allows. The log
+    compares the nearest-neighbour distance of such mosaics to the training genomes (on a SNP subsample,
+    Euclidean on dosages) with that of the held-out genomes: the latter are smaller in cohorts with close
+    relatives, which a mosaic of unrelated segments is not meant to imitate.
 
     Parameters
     ----------
@@ -116,34 +161,22 @@ def calibrate_switch_rate(
         Mean-imputed dosages on a subsample of ``s`` SNPs with whole-cohort indices ``snp_index``.
     run_first : (s,) bool
         True where a subsampled SNP is the first of its chromosome run (a fresh donor is drawn).
-
-    Returns
-    -------
-    The rate and a log (target and achieved nearest-neighbour distance quantiles, rates tried).
+    ld_curve_values : (L,) mean r^2 by SNP lag 1..L (:func:`ld_curve`).
     """
-    target = float(np.quantile(_nearest_distances(holdout, train), target_quantile))
+    rate, background = ld_switch_rate(ld_curve_values, max_ld_loss)
     gaps = np.diff(snp_index, prepend=snp_index[0]).astype(np.float64)
-    n = max(len(holdout), 64)
-
-    def achieved(rate: float) -> float:
-        rng = np.random.default_rng([seed, 7])  # same draws for every rate: a smooth objective
-        mosaics = _simulate_mosaics(train, gaps, run_first, n, rate, mutation_rate, rng)
-        return float(np.quantile(_nearest_distances(mosaics, train), target_quantile))
-
-    # Distance grows with the switch rate; bisect on log10(rate).
-    lo, hi = -6.0, -0.3
-    tried = []
-    for _ in range(18):
-        mid = 0.5 * (lo + hi)
-        value = achieved(10**mid)
-        tried.append([10**mid, value])
-        if value < target:
-            lo = mid
-        else:
-            hi = mid
-    rate = 10 ** (0.5 * (lo + hi))
-    return rate, {"target_nn_distance": target, "achieved_nn_distance": achieved(rate),
-                  "quantile": target_quantile, "tried": tried, "calibration_snps": len(snp_index)}
+    rng = np.random.default_rng([seed, 7])
+    mosaics = _simulate_mosaics(train, gaps, run_first, max(len(holdout), 64), rate, mutation_rate, rng)
+    synthetic_nn = _nearest_distances(mosaics, train)
+    holdout_nn = _nearest_distances(holdout, train)
+    return rate, {
+        "rule": f"largest rate losing <= {max_ld_loss:g} of the excess LD",
+        "mean_segment_snps": 1.0 / rate, "ld_background_r2": background,
+        "ld_r2_by_lag": [round(float(v), 5) for v in ld_curve_values[:50]],
+        "nn_distance_median_synthetic": float(np.median(synthetic_nn)),
+        "nn_distance_median_holdout": float(np.median(holdout_nn)),
+        "calibration_snps": len(snp_index),
+    }
 
 
 def _subsample(batches: list[dict[str, Any]], limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -155,6 +188,15 @@ def _subsample(batches: list[dict[str, Any]], limit: int) -> tuple[np.ndarray, n
     first = np.ones(len(index), dtype=bool)
     first[1:] = runs[1:] != runs[:-1]
     return index, first
+
+
+def _columns(dataset: Dataset, index: np.ndarray) -> np.ndarray:
+    """Dosages of the SNPs ``index`` (sorted) for all individuals, read chunk by chunk."""
+    parts = []
+    for start, block in dataset.iter_dosages():
+        chosen = index[(index >= start) & (index < start + block.shape[1])]
+        parts.append(block[:, chosen - start])
+    return np.concatenate(parts, axis=1)
 
 
 def _mean_impute(dosages: np.ndarray) -> np.ndarray:
@@ -183,11 +225,13 @@ class MosaicModel(GenotypeModel):
             plan["calibration"] = {"fixed_by_options": True}
             return plan
         index, first = _subsample(batches, int(options.get("calibration_snps", _CALIBRATION_SNPS)))
-        columns = [np.asarray(ds.dosages(0, ds.n_variants)[:, index]) for ds in (train, holdout)]
-        train_g, holdout_g = (_mean_impute(c) for c in columns)
+        train_g = _mean_impute(_columns(train, index))
+        holdout_g = _mean_impute(_columns(holdout, index))
+        widest = max(batches, key=lambda b: b["stop"] - b["start"])
+        curve = ld_curve(train.dosages(widest["start"], widest["stop"]), _LD_MAX_LAG)
         rate, log = calibrate_switch_rate(
-            train_g, holdout_g, index, first, mutation_rate=mutation_rate, seed=seed,
-            target_quantile=float(options.get("target_quantile", 0.5)))
+            train_g, holdout_g, index, first, curve, mutation_rate=mutation_rate, seed=seed,
+            max_ld_loss=float(options.get("max_ld_loss", _DEFAULT_MAX_LD_LOSS)))
         plan["switch_rate"] = rate * float(options.get("switch_rate_scale", 1.0))
         plan["calibration"] = log
         return plan
