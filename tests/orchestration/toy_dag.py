@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from genosynth import run_layout, storage
+from genosynth import pipeline, run_layout, storage
 from genosynth.errors import InputError
 from genosynth.pipeline import Resources, Step
 from genosynth.run_config import RunConfig
@@ -23,7 +23,8 @@ def prep(run_url: str, batch: int | None = None) -> None:
         raise InputError(
             run_layout.url(run_url, run_layout.CONFIG), "unknown model 'bad-model'", column="model"
         )
-    batches = [{"batch": b, "chr": "1", "start": 10 * b, "stop": 10 * b + 10} for b in range(N_BATCHES)]
+    n_batches = config.model_options.get("n_batches", N_BATCHES)
+    batches = [{"batch": b, "chr": "1", "start": 10 * b, "stop": 10 * b + 10} for b in range(n_batches)]
     storage.write_json(run_layout.url(run_url, run_layout.PREP_BATCHES), {"batches": batches})
 
 
@@ -38,6 +39,9 @@ def train(run_url: str, batch: int | None = None) -> None:
 
 
 def generate(run_url: str, batch: int | None = None) -> None:
+    # Batch k may only start once batch k of train committed (and not before the other batches need to).
+    if not pipeline.is_committed(run_url, "train", batch):
+        raise RuntimeError(f"generate batch {batch} started before train batch {batch} committed")
     model = storage.read_json(
         run_layout.url(run_url, run_layout.batch_key(run_layout.TRAIN, batch), "model.json")
     )
@@ -49,7 +53,7 @@ def generate(run_url: str, batch: int | None = None) -> None:
 
 def assemble(run_url: str, batch: int | None = None) -> None:
     total = 0
-    for b in range(N_BATCHES):
+    for b in pipeline.read_batches(run_url):
         data = storage.read_json(
             run_layout.url(run_url, run_layout.batch_key(run_layout.GENERATE, b), "data.json")
         )

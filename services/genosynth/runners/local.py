@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -111,6 +112,13 @@ def run_pipeline(
 
 
 class _Scheduler:
+    """Dependency counting over nodes: each node waits for a count of uncommitted dependencies.
+
+    Nodes that need the batch list (fan-out steps and everything downstream of them) are added once the
+    step writing ``prep/batches.json`` has committed. Work per completed node is proportional to its
+    dependents, so runs with thousands of batches schedule in linear time.
+    """
+
     def __init__(
         self,
         run_url: str,
@@ -131,44 +139,48 @@ class _Scheduler:
         self.running: dict[Future, Node] = {}
         self.batches: list[int] | None = None
         self.error: BaseException | None = None
+        self.waiting: dict[Node, int] = {}
+        self.dependents: dict[Node, list[Node]] = {}
+        self.ready: deque[Node] = deque()
+        dag = pipeline.dag_steps(self.steps)
+        self.after_batches = [s for s in dag if self._needs_batches(s)]
+        self.producers = {s.name for s in self.steps if run_layout.PREP_BATCHES in s.outputs}
+        self._add_nodes([s for s in dag if s not in self.after_batches])
 
-    # -- readiness --------------------------------------------------------------------------------
-    def _candidates(self) -> list[Node]:
-        nodes: list[Node] = []
-        for step in pipeline.dag_steps(self.steps):
-            if step.per_batch:
-                if not self._batches_known():
-                    continue
-                nodes.extend((step.name, b) for b in self.batches or [])
-            else:
-                nodes.append((step.name, None))
-        busy = set(self.running.values())
-        return [n for n in nodes if n not in self.done and n not in busy and self._ready(n)]
+    def _needs_batches(self, step: Step) -> bool:
+        return step.per_batch or any(self._needs_batches(self.by_name[d]) for d in step.after)
 
-    def _batches_known(self) -> bool:
-        # The batch list exists once the step that writes it (prep) has committed.
-        if self.batches is None:
-            producers = [s.name for s in self.steps if run_layout.PREP_BATCHES in s.outputs]
-            if not all((name, None) in self.done for name in producers):
-                return False
-            self.batches = pipeline.read_batches(self.run_url)
-            for s in self.steps:
-                if s.per_batch:
-                    self.bars.set_total(s.name, len(self.batches))
-        return True
+    def _nodes(self, step: Step) -> list[Node]:
+        return [(step.name, b) for b in self.batches or []] if step.per_batch else [(step.name, None)]
 
-    def _ready(self, node: Node) -> bool:
+    def _dependencies(self, node: Node) -> list[Node]:
         name, batch = node
+        out: list[Node] = []
         for dependency in self.by_name[name].after:
-            if self.by_name[dependency].per_batch:
-                if batch is not None:
-                    if (dependency, batch) not in self.done:
-                        return False
-                elif self.batches is None or any((dependency, b) not in self.done for b in self.batches):
-                    return False
-            elif (dependency, None) not in self.done:
-                return False
-        return True
+            if not self.by_name[dependency].per_batch:
+                out.append((dependency, None))
+            elif batch is not None:
+                out.append((dependency, batch))  # batch k waits only for batch k
+            else:
+                out.extend((dependency, b) for b in self.batches or [])
+        return out
+
+    def _add_nodes(self, steps: Sequence[Step]) -> None:
+        for step in steps:
+            for node in self._nodes(step):
+                pending = [d for d in self._dependencies(node) if d not in self.done]
+                self.waiting[node] = len(pending)
+                for dependency in pending:
+                    self.dependents.setdefault(dependency, []).append(node)
+                if not pending:
+                    self.ready.append(node)
+
+    def _load_batches(self) -> None:
+        self.batches = pipeline.read_batches(self.run_url)
+        for step in self.steps:
+            if step.per_batch:
+                self.bars.set_total(step.name, len(self.batches))
+        self._add_nodes(self.after_batches)
 
     # -- main loop --------------------------------------------------------------------------------
     def run_dag(self) -> None:
@@ -191,24 +203,18 @@ class _Scheduler:
             raise StepFailedError((missing[0], None), "never became ready (a dependency did not commit)")
 
     def _step_done(self, step: Step) -> bool:
-        if step.per_batch:
-            return self.batches is not None and all((step.name, b) in self.done for b in self.batches)
-        return (step.name, None) in self.done
+        if self.batches is None and self._needs_batches(step):
+            return False
+        return all(node in self.done for node in self._nodes(step))
 
     def _start_ready(self) -> None:
-        progressed = True
-        while progressed and len(self.running) < self.max_parallel:
-            progressed = False
-            for node in self._candidates():
-                if pipeline.is_committed(self.run_url, *node):
-                    self._mark_done(node, ran=False)
-                    progressed = True
-                    continue
-                if len(self.running) >= self.max_parallel:
-                    break
-                self.running[self.executor.submit(self.run_url, node)] = node
-                self.bars.start(node)
-            # committed nodes may have unlocked others: look again
+        while self.ready and len(self.running) < self.max_parallel:
+            node = self.ready.popleft()
+            if pipeline.is_committed(self.run_url, *node):
+                self._mark_done(node, ran=False)  # may make more nodes ready
+                continue
+            self.running[self.executor.submit(self.run_url, node)] = node
+            self.bars.start(node)
 
     def _finish(self, node: Node, result: dict[str, Any]) -> None:
         if result["ok"]:
@@ -222,6 +228,12 @@ class _Scheduler:
         self.done.add(node)
         (self.summary.ran if ran else self.summary.skipped).append(pipeline.node_id(*node))
         self.bars.advance(node)
+        for dependent in self.dependents.pop(node, []):
+            self.waiting[dependent] -= 1
+            if self.waiting[dependent] == 0:
+                self.ready.append(dependent)
+        if node[0] in self.producers and all((name, None) in self.done for name in self.producers):
+            self._load_batches()
 
     def run_exit_steps(self) -> None:
         for step in pipeline.exit_steps(self.steps):
