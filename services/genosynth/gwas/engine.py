@@ -137,6 +137,7 @@ def run_gwas(
     loco: bool = False,
     samples: Sequence[str] | np.ndarray | None = None,
     *,
+    missing: str = "per-trait",
     settings: snp_filters.FilterSettings | None = None,
     batch_snps: int = 4096,
     device: torch.device | str | None = None,
@@ -153,6 +154,9 @@ def run_gwas(
     model : ``"lm"`` (GEMMA ``-lm 1``) or ``"lmm"`` (GEMMA ``-gk 1`` then ``-lmm 1``).
     loco : LMM only: test each chromosome with the kinship of the other chromosomes (GEMMA ``-loco``).
     samples : restrict the cohort to these sample ids (or a boolean mask over the dataset's samples).
+    missing : ``"per-trait"`` (default): each trait on the individuals where it is observed, as separate
+        GEMMA runs ``-n k``; ``"any"``: only individuals with every trait observed, as one GEMMA run
+        ``-n 1 2 ..`` selects them; all traits then share one eigendecomposition (faster for many traits).
     settings : SNP filter thresholds (GEMMA defaults).
     batch_snps : SNPs read and tested per batch.
     device : torch device for the LMM (default: CUDA when present).
@@ -185,6 +189,10 @@ def run_gwas(
     y, c, covariate_names = _design(ds, traits, covariates, cohort)
     n_cohort, n_snps = int(cohort.sum()), ds.n_variants
     covariates_observed = ~np.isnan(c).any(axis=1)
+    if missing not in ("per-trait", "any"):
+        raise InputError(ds.url, f"unknown missing-phenotype rule {missing!r}; expected per-trait or any")
+    if missing == "any":
+        covariates_observed &= ~np.isnan(y).any(axis=1)
     patterns: dict[bytes, _Pattern] = {}
     for j, name in enumerate(traits):
         mask = ~np.isnan(y[:, j]) & covariates_observed
@@ -265,7 +273,7 @@ def run_gwas(
 
     table = _table(traits, collected, variants, groups, model)
     log = _log(ds, traits, covariates, covariate_names, model, loco, settings, n_cohort, n_snps, groups,
-               table)
+               table, missing)
     if model == "lmm":
         for group in groups:
             for j, null in zip(group.traits, group.null_models, strict=True):
@@ -382,7 +390,7 @@ def _table(traits, collected, variants: pd.DataFrame, groups, model: str) -> pd.
 
 
 def _log(ds, traits, covariates, covariate_names, model, loco, settings, n_cohort, n_snps, groups,
-         table) -> dict[str, Any]:
+         table, missing) -> dict[str, Any]:
     per_trait: dict[str, Any] = {}
     counts = table.groupby("trait", sort=False).size()
     for group in groups:
@@ -398,6 +406,7 @@ def _log(ds, traits, covariates, covariate_names, model, loco, settings, n_cohor
         "dataset": ds.url,
         "model": model,
         "loco": bool(loco),
+        "missing_phenotypes": missing,
         "traits": {name: per_trait[name] for name in traits},
         "covariates": list(covariates),
         "covariate_columns": ["intercept", *covariate_names],
