@@ -91,11 +91,9 @@ def test_gate_before_prep_is_an_input_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_genosynth_run_over_budget_exits_4_before_training(tmp_path):
+def test_genosynth_run_over_budget_exits_4_before_training(tmp_path, demo_dataset):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    data, run_url = str(tmp_path / "demo"), str(tmp_path / "run")
-    subprocess.run([sys.executable, "-m", "genosynth", "datasets", "get", "demo", "--out", data], check=True,
-                   env=env, capture_output=True)
+    data, run_url = demo_dataset.url, str(tmp_path / "run")
     result = subprocess.run([sys.executable, "-m", "genosynth", "run", data, "--out", run_url,
                              "--traits", "body_weight", "--budget", "0.0001"],
                             env=env, capture_output=True, text=True)
