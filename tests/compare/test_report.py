@@ -27,12 +27,12 @@ def _render(run_url: str) -> tuple[str, dict[str, bytes]]:
 
 
 @pytest.fixture(scope="module")
-def fresh_report(fresh_run):
-    return _render(fresh_run)
+def copy_report(copy_run):
+    return _render(copy_run)
 
 
-def test_every_section_and_figure_is_rendered(fresh_report, fresh_run):
-    html, pngs = fresh_report
+def test_every_section_and_figure_is_rendered(copy_report, copy_run):
+    html, pngs = copy_report
     for anchor in ("association", "structure", "phenotypes", "privacy", "definitions"):
         assert f'<section id="{anchor}">' in html
     expected = {"manhattan_trait_a.png", "manhattan_trait_b.png", "qq_trait_a.png", "qq_trait_b.png",
@@ -42,28 +42,32 @@ def test_every_section_and_figure_is_rendered(fresh_report, fresh_run):
     linked = set(re.findall(r'<img src="([^"]+)"', html))
     assert linked == set(pngs)  # every link resolves, nothing is orphaned
     assert all(png.startswith(PNG_MAGIC) and len(png) > 5_000 for png in pngs.values())
-    assert "Privacy gate passed" in html
     assert "http://" not in html and "https://" not in html  # self-contained
-    assert fresh_run not in html  # no local paths leak into the page
+    assert copy_run not in html  # no local paths leak into the page
 
 
-def test_the_metrics_tables_show_the_numbers(fresh_report, fresh_run):
-    html, _ = fresh_report
-    metrics = storage.read_json(run_layout.url(fresh_run, run_layout.COMPARE_METRICS))
+def test_the_metrics_tables_show_the_numbers(copy_report, copy_run):
+    html, _ = copy_report
+    metrics = storage.read_json(run_layout.url(copy_run, run_layout.COMPARE_METRICS))
     hits = metrics["association"]["trait_a"]["thresholds"]["1e-8"]
     assert f"<td>{hits['hits_real']}</td><td>{hits['hits_synthetic']}</td>" in html
     assert "membership-inference AUC" in html and "λGC" in html
 
 
-def test_a_failed_gate_is_the_first_thing_on_the_page(copy_run):
-    html, _ = _render(copy_run)
+def test_a_failed_gate_is_the_first_thing_on_the_page(copy_report):
+    html, _ = copy_report
     body = html.split("<main>", 1)[1]
     assert body.startswith('<div class="verdict fail">')
     assert "Privacy gate FAILED" in body and "identical genomes" in body
 
 
-def test_rerendering_gives_identical_bytes(fresh_report, fresh_run):
-    assert _render(fresh_run) == fresh_report
+def test_a_passed_gate_says_the_cohort_is_released(fresh_run):
+    banner = report_step._verdict(storage.read_json(run_layout.url(fresh_run, "compare/gate.json")))
+    assert banner.startswith('<div class="verdict pass">') and "released" in banner
+
+
+def test_rerendering_gives_identical_bytes(copy_report, copy_run):
+    assert _render(copy_run) == copy_report
 
 
 def test_report_before_compare_is_an_input_error(tmp_path):
@@ -71,13 +75,13 @@ def test_report_before_compare_is_an_input_error(tmp_path):
         report_step.run(str(tmp_path))
 
 
-def test_the_step_command_runs_compare_and_report(tmp_path, copy_run):
+def test_the_step_command_runs_compare(tmp_path, copy_run):
     run_url = str(tmp_path / "run")
     shutil.copytree(copy_run, run_url, ignore=shutil.ignore_patterns("compare", "report"))
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    for name in ("compare", "report"):
-        done = subprocess.run([sys.executable, "-m", "genosynth", "step", name, "--run", run_url],
-                              capture_output=True, text=True, timeout=300, env=env)
-        assert done.returncode == 0, done.stderr
-    assert storage.exists(run_layout.url(run_url, "report/index.html"))
+    done = subprocess.run([sys.executable, "-m", "genosynth", "step", "compare", "--run", run_url],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
     assert not storage.read_json(run_layout.url(run_url, "compare/gate.json"))["passed"]
+    descriptor = storage.read_json(run_layout.url(run_url, run_layout.SYNTHETIC, "dataset.json"))
+    assert descriptor["released"] is False
