@@ -31,7 +31,7 @@ lint: install
 	$(BIN)/ruff check services tests benchmarks
 
 workflows: install
-	$(BIN)/genosynth workflows render --out workflows
+	$(BIN)/genosynth workflows render --out workflows --chart-dir charts/genosynth
 
 images:
 	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
