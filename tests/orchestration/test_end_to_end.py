@@ -155,11 +155,15 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
 
 def test_budget_refusal_exits_4_before_training(small_demo, config_file, tmp_path):
     run_dir = tmp_path / "run"
-    result = genosynth(*run_args(small_demo.url, run_dir, config_file, "--budget", "0.000001"))
+    # One worker: the gate runs right after prep, and nothing else is started once it refuses.
+    result = genosynth(
+        *run_args(small_demo.url, run_dir, config_file, "--budget", "0.000001", "--max-parallel", "1")
+    )
     assert result.returncode == 4, result.stderr[-3000:]
     assert "budget" in result.stderr.lower()
     assert pipeline.is_committed(str(run_dir), "prep")
     assert not (run_dir / run_layout.TRAIN).exists()
+    assert not pipeline.is_committed(str(run_dir), "gwas-real")
     assert (run_dir / "cost.json").is_file()  # the exit step still wrote the final totals
 
 
