@@ -45,7 +45,7 @@ def strict_schema(schema_dir: str, kind: str, cache_dir: str | None = None) -> d
     """The strict openAPIV3Schema of ``kind`` from ``schema_dir/argoproj.io_<plural>.yaml``.
 
     Parsing a CRD takes seconds; with ``cache_dir`` the strict schema is kept there as JSON, keyed by a
-    hash of the CRD file, so later calls (e.g. later test sessions) load it in a fraction of that.
+    hash of the CRD file, so later calls (e.g. later test runs) load it in a fraction of that.
     """
     raw = (Path(schema_dir) / f"argoproj.io_{PLURALS[kind]}.yaml").read_bytes()
     cached = Path(cache_dir) / f"{kind}-{hashlib.sha256(raw).hexdigest()[:16]}.json" if cache_dir else None
