@@ -233,15 +233,23 @@ def read_batches(run_url: str) -> list[int]:
     return batches
 
 
-def group_batches(batches: Iterable[int], group_size: int) -> list[str]:
+#: At most this many groups per fan-out step: each group is a pod plus its retry node in the Workflow's
+#: status (about 1 kB each before Argo compresses the node map), so 500 keeps a run's status well under
+#: etcd's 1 MB object limit whatever the number of batches.
+MAX_GROUPS = 500
+
+
+def group_batches(batches: Iterable[int], group_size: int, max_groups: int = MAX_GROUPS) -> list[str]:
     """Split batch numbers into groups written as compact ranges, e.g. ``["0-31", "32-63", "64-70"]``.
 
     Argo fans out over groups rather than single batches so that the Workflow object (which stores every
-    node's inputs) stays small even with thousands of batches.
+    node's inputs and status) stays small even with many thousands of batches. Groups hold ``group_size``
+    batches, or more when that would make more than ``max_groups`` groups.
     """
-    if group_size < 1:
-        raise ValueError("group_size must be positive")
+    if group_size < 1 or max_groups < 1:
+        raise ValueError("group_size and max_groups must be positive")
     ordered = list(batches)
+    group_size = max(group_size, -(-len(ordered) // max_groups))
     return [format_ranges(ordered[i : i + group_size]) for i in range(0, len(ordered), group_size)]
 
 

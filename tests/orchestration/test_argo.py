@@ -173,6 +173,9 @@ def test_batch_groups_keep_the_workflow_small():
     assert len(json.dumps(groups)) < 5_000
     assert [b for g in groups for b in pipeline.parse_ranges(g)] == list(range(10_000))
     assert pipeline.format_ranges([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
+    # Beyond 500 groups, groups grow instead: 100,000 batches still make at most 500 pods per fan-out step.
+    huge = pipeline.group_batches(range(100_000), argo.DEFAULT_BATCH_GROUP_SIZE)
+    assert len(huge) == 500 and huge[0] == "0-199" and len(json.dumps(huge)) < 10_000
 
 
 def test_step_command_writes_batch_groups_for_withparam(tmp_path):
