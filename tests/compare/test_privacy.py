@@ -68,3 +68,11 @@ def test_nearest_skips_self_on_within_cohort_matrices():
     d = np.array([[0.0, 0.3, 0.2], [0.3, 0.0, 0.5], [0.2, 0.5, 0.0]])
     np.testing.assert_allclose(privacy.nearest(d, exclude_self=True), [0.2, 0.3, 0.2])
     np.testing.assert_allclose(privacy.nearest(d), [0.0, 0.0, 0.0])
+
+
+def test_within_cohort_statistics_match_the_definitions():
+    a = np.random.default_rng(3).integers(-1, 3, size=(6, 200)).astype(np.int8)
+    stats = privacy.pair_statistics(a, a, block=64)  # same array on both sides: the symmetric path
+    distance, king = _brute_force(a, a)
+    np.testing.assert_allclose(stats.distance, distance, rtol=1e-6)
+    np.testing.assert_allclose(stats.king, king, rtol=1e-5, atol=1e-7)

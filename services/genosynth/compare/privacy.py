@@ -45,6 +45,12 @@ class PairStatistics:
     king: np.ndarray
 
 
+def _indicators(calls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Observed indicator, genotype with missing as 0, heterozygote indicator; all float32 ``(n, k)``."""
+    return ((calls >= 0).astype(np.float32), np.maximum(calls, 0).astype(np.float32),
+            (calls == 1).astype(np.float32))
+
+
 def pair_statistics(calls_a: np.ndarray, calls_b: np.ndarray, block: int = SNP_BLOCK) -> PairStatistics:
     """Distances and KING kinship between the genomes of two cohorts.
 
@@ -62,12 +68,13 @@ def pair_statistics(calls_a: np.ndarray, calls_b: np.ndarray, block: int = SNP_B
     # Every product counts small integers; float32 sums of such counts are exact below 2**24 per block.
     # |g_a - g_b| = (g_a - g_b)^2 - 2 [opposite homozygotes], so one product of the dosages, one of the
     # heterozygote indicators and one of the homozygote indicators give both the L1 distance and KING.
+    within = calls_a is calls_b
     for start in range(0, calls_a.shape[1], block):
         a = calls_a[:, start : start + block]
         b = calls_b[:, start : start + block]
-        a_obs, b_obs = (a >= 0).astype(np.float32), (b >= 0).astype(np.float32)
-        a_g, b_g = np.maximum(a, 0).astype(np.float32), np.maximum(b, 0).astype(np.float32)
-        a_het, b_het = (a == 1).astype(np.float32), (b == 1).astype(np.float32)
+        a_obs, a_g, a_het = _indicators(a)
+        # Within one cohort the same arrays on both sides let BLAS use its symmetric product (x @ x.T).
+        b_obs, b_g, b_het = (a_obs, a_g, a_het) if within else _indicators(b)
         a_hom = np.hstack([a == 0, a == 2]).astype(np.float32)
         opposite = a_hom @ np.hstack([b == 2, b == 0]).astype(np.float32).T
         het_het = a_het @ b_het.T
