@@ -31,6 +31,7 @@ from genosynth.formats.text_tables import (
     open_for_write,
     open_lines,
     parse_numbers,
+    stack_rows,
 )
 
 
@@ -71,7 +72,7 @@ def read_bimbam_geno(path: str, n_samples: int | None = None) -> tuple[pd.DataFr
         raise InputError(path, "no SNP lines (expected 'rs, A1, A0, d1, d2, ...')")
     check_unique(ids, source=path, what="SNP ID", rows=rows)
     alleles = pd.DataFrame({"id": ids, "alt": alt, "ref": ref})
-    return alleles, np.vstack(values), rows
+    return alleles, stack_rows(values), rows
 
 
 def read_bimbam_pheno(path: str, trait_names: Sequence[str] | None = None) -> pd.DataFrame:

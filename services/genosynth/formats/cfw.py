@@ -33,6 +33,7 @@ from genosynth.formats.text_tables import (
     open_for_write,
     open_lines,
     parse_numbers,
+    stack_rows,
 )
 
 MAP_COLUMNS = ["id", "chr", "pos", "ref", "alt", "quality"]
@@ -83,7 +84,7 @@ def read_cfw_geno(path: str) -> tuple[list[str], np.ndarray, list[str], np.ndarr
     if not rows:
         raise InputError(path, "no individuals after the header")
     check_unique(sample_ids, source=path, what="sample ID", rows=None)
-    return sample_ids, np.asarray(discard, dtype=np.int64), snp_ids, np.vstack(rows)
+    return sample_ids, np.asarray(discard, dtype=np.int64), snp_ids, stack_rows(rows)
 
 
 def read_cfw_map(path: str) -> pd.DataFrame:

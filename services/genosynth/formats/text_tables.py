@@ -265,3 +265,15 @@ def open_for_write(path: str) -> io.TextIOBase:
     if parent and storage.is_local(fs):
         fs.makedirs(parent, exist_ok=True)
     return fs.open(inner, "wt", encoding="utf-8")
+
+
+def stack_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """Stack equal-length 1-D rows into a (len(rows), k) array, freeing each row once copied.
+
+    ``np.vstack`` would hold the rows and the result at once (twice the memory of a CFW-sized matrix).
+    """
+    out = np.empty((len(rows), rows[0].shape[0]), dtype=rows[0].dtype)
+    for i in range(len(rows)):
+        out[i] = rows[i]
+        rows[i] = None  # type: ignore[call-overload]
+    return out
