@@ -68,7 +68,7 @@ def datasets_get(
 def import_bimbam_command(
     geno: str = typer.Option(..., "--geno", help="BIMBAM mean genotypes: rs, A1, A0, d1, d2, ..."),
     pheno: str = typer.Option(..., "--pheno", help="BIMBAM phenotypes: one row per individual, NA missing."),
-    anno: str = typer.Option(None, "--anno", help="SNP annotation: rs pos chr [cM]."),
+    anno: str = typer.Option(None, "--anno", help="SNP annotation: rs pos chr cM (cM optional)."),
     trait_names: str = typer.Option(None, "--trait-names", help="Comma-separated trait names (file order)."),
     out: str = typer.Option(..., "--out", help="Dataset URL to write."),
 ) -> None:
