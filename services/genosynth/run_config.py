@@ -42,7 +42,8 @@ class RunConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise InputError(source, f"unknown config key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+            known_keys = ", ".join(sorted(known))
+            raise InputError(source, f"unknown config key {unknown[0]!r}; known keys: {known_keys}")
         if "dataset_url" not in data:
             raise InputError(source, "missing required key 'dataset_url'")
         return cls(**data)

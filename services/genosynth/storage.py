@@ -7,6 +7,7 @@ readers trust an output only once its marker exists. Transient errors are retrie
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -128,10 +129,8 @@ def list_keys(url: str) -> list[str]:
 def remove(url: str) -> None:
     """Remove an object or a folder of objects; missing is fine."""
     fs, path = filesystem(url)
-    try:
+    with contextlib.suppress(FileNotFoundError):
         with_retries(lambda: fs.rm(path, recursive=True), what=f"remove {url}")
-    except FileNotFoundError:
-        pass
 
 
 def marker_url(output_url: str) -> str:

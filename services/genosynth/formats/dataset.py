@@ -298,8 +298,7 @@ def _normalise_variants(variants: pd.DataFrame) -> pd.DataFrame:
     out["pos"] = pd.array(variants["pos"], dtype="Int64")
     for column in ("ref", "alt"):
         out[column] = variants[column].astype(str).to_numpy() if column in variants else "N"
-    quality = variants["quality"] if "quality" in variants else np.nan
-    out["quality"] = np.asarray(quality, dtype=np.float64) if np.ndim(quality) else np.nan
+    out["quality"] = np.asarray(variants["quality"], dtype=np.float64) if "quality" in variants else np.nan
     extra = [c for c in variants.columns if c not in VARIANT_COLUMNS]
     for column in extra:
         out[column] = variants[column].to_numpy()
