@@ -51,3 +51,13 @@ def test_lmm_pvalues_are_uniform_without_signal(hs_subset):
     p = run_gwas(permuted, ["trait1"], model="lmm").table["p"].to_numpy()
     inflation = np.median(stats.chi2.isf(p, 1)) / stats.chi2.ppf(0.5, 1)
     assert 0.8 < inflation < 1.2
+
+
+def test_traits_sharing_individuals_give_the_same_results_together_or_alone(hs_subset):
+    """trait2 and trait4 are observed on the same mice: one eigendecomposition and shared SNP sums."""
+    together = run_gwas(hs_subset.dataset_url, ["trait2", "trait4"], model="lmm")
+    alone = run_gwas(hs_subset.dataset_url, ["trait2"], model="lmm")
+    rows = together.table[together.table["trait"] == "trait2"].reset_index(drop=True)
+    assert rows["snp"].tolist() == alone.table["snp"].tolist()
+    np.testing.assert_allclose(rows["p"], alone.table["p"], rtol=1e-9)
+    np.testing.assert_allclose(rows["l_remle"], alone.table["l_remle"], rtol=1e-9)

@@ -309,25 +309,35 @@ class LmmResult:
     logl: np.ndarray
 
 
-def _snp_gram(weights: torch.Tensor, fixed: torch.Tensor, fixed_gram: torch.Tensor,
-              snps: torch.Tensor) -> torch.Tensor:
-    """Gram matrices over ``[W, x, y]`` for every weight row and SNP: (g, m, c+2, c+2).
+def _snp_side(weights: torch.Tensor, covariates_rot: torch.Tensor,
+              snps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Trait-independent weighted sums: ``x' H W`` (g, m, c) and ``x' H x`` (g, m) for every weight row.
 
-    ``fixed`` is (n, c+1) = ``[W, y]`` rotated, ``fixed_gram`` its (g, c+1, c+1) weighted Gram matrices,
-    ``snps`` (n, m) rotated genotypes.
+    They are shared by all traits of a pattern: the weight rows (region ends, Chebyshev nodes) are fixed.
     """
     g, m = weights.shape[0], snps.shape[1]
-    c = fixed.shape[1] - 1
-    cross = (weights @ (snps[:, :, None] * fixed[:, None, :]).reshape(snps.shape[0], -1)).reshape(g, m, c + 1)
-    xx = weights @ (snps * snps)
+    c = covariates_rot.shape[1]
+    products = (snps[:, :, None] * covariates_rot[:, None, :]).reshape(snps.shape[0], m * c)
+    return (weights @ products).reshape(g, m, c), weights @ (snps * snps)
+
+
+def _snp_gram(fixed_gram: torch.Tensor, snp_w: torch.Tensor, snp_x: torch.Tensor,
+              snp_y: torch.Tensor) -> torch.Tensor:
+    """Gram matrices over ``[W, x, y]`` for every weight row and SNP: (g, m, c+2, c+2).
+
+    ``fixed_gram`` (g, c+1, c+1) over ``[W, y]``; ``snp_w`` (g, m, c) = x'HW; ``snp_x`` (g, m) = x'Hx;
+    ``snp_y`` (g, m) = x'Hy.
+    """
+    g, m, c = snp_w.shape
     r = c + 2
-    out = torch.empty((g, m, r, r), dtype=weights.dtype, device=weights.device)
-    order = [*range(c), c + 1]  # positions of W columns and y in the output
-    idx = torch.tensor(order, device=weights.device)
+    out = torch.empty((g, m, r, r), dtype=snp_w.dtype, device=snp_w.device)
+    idx = torch.tensor([*range(c), c + 1], device=snp_w.device)  # positions of W columns and y
     out[:, :, idx[:, None], idx[None, :]] = fixed_gram[:, None, :, :].expand(g, m, c + 1, c + 1)
-    out[:, :, c, idx] = cross
-    out[:, :, idx, c] = cross
-    out[:, :, c, c] = xx
+    out[:, :, c, :c] = snp_w
+    out[:, :, :c, c] = snp_w
+    out[:, :, c, c + 1] = snp_y
+    out[:, :, c + 1, c] = snp_y
+    out[:, :, c, c] = snp_x
     return out
 
 
@@ -339,6 +349,7 @@ def lmm_scan(
     l_min: float = L_MIN,
     l_max: float = L_MAX,
     n_region: int = N_REGION,
+    shared: dict | None = None,
 ) -> LmmResult:
     """REML lambda and Wald test of each SNP, as GEMMA ``-lmm 1``.
 
@@ -348,6 +359,8 @@ def lmm_scan(
     covariates_rot : (n, c) ``U^T W`` (intercept included).
     trait_rot : (n,) ``U^T y``.
     snps_rot : (n, m) ``U^T X`` of mean-imputed dosages.
+    shared : a dict kept across the traits of one pattern and block of SNPs, so that the
+        trait-independent sums are computed once.
     """
     values = eigen.values
     device = values.device
@@ -357,11 +370,21 @@ def lmm_scan(
     fixed = torch.cat([covariates_rot, trait_rot[:, None]], dim=1)
     ones = torch.ones((1, n), dtype=torch.float64, device=device)
 
+    def snp_side(key, weights, sel=None):
+        # With one trait only the SNPs that need it are computed; with several, all SNPs once.
+        if shared is None:
+            return _snp_side(weights, covariates_rot, snps_rot if sel is None else snps_rot[:, sel])
+        if key not in shared:
+            shared[key] = _snp_side(weights, covariates_rot, snps_rot)
+        snp_w, snp_x = shared[key]
+        return (snp_w, snp_x) if sel is None else (snp_w[:, sel], snp_x[:, sel])
+
     # Region ends: exact values, derivatives, and the unweighted Gram for log|Z'Z| (one matrix product).
     ends = _region_ends(device, l_min, l_max, n_region)
     h = _weights(values, ends)
     stacked = torch.cat([h, h * h - h, ones], dim=0)
-    gram_all = _snp_gram(stacked, fixed, _fixed_gram(stacked, fixed), snps_rot)
+    snp_w, snp_x = snp_side("ends", stacked)
+    gram_all = _snp_gram(_fixed_gram(stacked, fixed), snp_w, snp_x, stacked @ (snps_rot * trait_rot[:, None]))
     n_ends = len(ends)
     gram_ends, d_gram_ends, gram_ones = gram_all[:n_ends], gram_all[n_ends:2 * n_ends], gram_all[-1]
     logdet_zz = _logdet_zz(gram_ones, c + 1)  # (m,)
@@ -385,7 +408,9 @@ def lmm_scan(
         mid = 0.5 * (hi_t + lo_t)
         node_t = mid + half * nodes_u
         hn = _weights(values, node_t)
-        node_gram = _snp_gram(hn, fixed, _fixed_gram(hn, fixed), snps_rot[:, sel])  # (N, s, r, r)
+        snp_w, snp_x = snp_side(("region", region), hn, sel)
+        node_gram = _snp_gram(_fixed_gram(hn, fixed), snp_w, snp_x,
+                              hn @ (snps_rot[:, sel] * trait_rot[:, None]))  # (N, s, r, r)
         coef_gram = torch.einsum("kj,jsab->ksab", fit, node_gram)
         node_logdet, _ = _logdet_h(values, node_t)
         coef_logdet = fit @ node_logdet
@@ -501,8 +526,10 @@ class LmmPattern:
     def scan(self, snps: np.ndarray) -> list[LmmResult]:
         """All traits of this pattern against a block of mean-imputed SNPs (n, m)."""
         snps_rot = self.rotate(snps)
+        n_traits = self.traits_rot.shape[1]
+        shared: dict | None = {} if n_traits > 1 else None
         with _torch_threads(1, self.device):
-            return [lmm_scan(self.eigen, self.covariates_rot, self.traits_rot[:, j], snps_rot)
+            return [lmm_scan(self.eigen, self.covariates_rot, self.traits_rot[:, j], snps_rot, shared=shared)
                     for j in range(self.traits_rot.shape[1])]
 
 
