@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -79,8 +80,8 @@ def eigendecompose(kinship: np.ndarray | torch.Tensor, device: torch.device | No
     if device.type == "cpu":
         # LAPACK's divide-and-conquer through scipy is several times faster than torch's CPU eigh.
         k = kinship.cpu().numpy() if isinstance(kinship, torch.Tensor) else np.asarray(kinship, np.float64)
-        # One BLAS thread: on a shared, busy machine the threaded reduction spins and runs up to 15x
-        # slower, while on an idle one the second thread saves little.
+        # On a busy shared machine the threaded reduction spins and runs up to 15x slower than on one
+        # thread; on an idle machine the threads help.
         with _one_blas_thread():
             values_np, vectors_np = linalg.eigh(k, driver="evd")
         values, vectors = torch.from_numpy(values_np), torch.from_numpy(vectors_np)
@@ -91,11 +92,13 @@ def eigendecompose(kinship: np.ndarray | torch.Tensor, device: torch.device | No
 
 
 def _one_blas_thread():
+    """One BLAS thread when the cores are already busy (load average >= core count), else the default."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # optional: without it the BLAS default applies
         return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= (os.cpu_count() or 1)
+    return threadpool_limits(limits=1, user_api="blas") if busy else contextlib.nullcontext()
 
 
 # --- REML on weighted Gram matrices ------------------------------------------------------------------
