@@ -144,7 +144,8 @@ def mirrored_manhattan(real: pd.DataFrame, synthetic: pd.DataFrame, thresholds: 
     ax.text(0.005, 0.97, "real (training cohort)", transform=ax.transAxes, va="top", color=REAL,
             fontweight="bold")
     ax.text(0.005, 0.03, "synthetic", transform=ax.transAxes, va="bottom", color=SYNTH, fontweight="bold")
-    ax.legend(loc="upper right", fontsize=8, frameon=False)
+    # Legend on the title line, clear of the data.
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3, fontsize=8, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     ax.set_title(f"{trait}: mirrored Manhattan plot", loc="left")
     figure.tight_layout()
