@@ -192,7 +192,8 @@ def _phenotype_section(metrics: dict[str, Any], details: dict[str, Any], figures
             pd_details["columns"], pd_details["correlation_real"], pd_details["correlation_synthetic"]))
         parts.append(figure(png, "Pairwise-complete Pearson correlations of the numeric and binary columns "
                             f"(mean |Δr| {fmt(pheno.get('correlation_mean_abs_difference'), 3)}, max "
-                            f"{fmt(pheno.get('correlation_max_abs_difference'), 3)}).",
+                            f"{fmt(pheno.get('correlation_max_abs_difference'), 3)}); white cells: no "
+                            "individual has both columns observed.",
                             "Phenotype correlation matrices"))
     rows = []
     for column, entry in pheno.get("columns", {}).items():
