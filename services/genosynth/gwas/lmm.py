@@ -419,16 +419,18 @@ def lmm_scan(
         coef_logdet = fit @ node_logdet
         zz = logdet_zz[sel]
 
-        def at(u: torch.Tensor, coef_gram=coef_gram, coef_logdet=coef_logdet, half=half, zz=zz):
+        def at(u: torch.Tensor, idx=None, coef_gram=coef_gram, coef_logdet=coef_logdet, half=half,
+               zz=zz):
+            coef = coef_gram if idx is None else coef_gram[:, idx]
             basis, d_basis = _chebyshev_basis(u, N_CHEBYSHEV)
-            gram = torch.einsum("sk,ksab->sab", basis, coef_gram)
-            d_gram = torch.einsum("sk,ksab->sab", d_basis, coef_gram) / half
+            gram = torch.einsum("sk,ksab->sab", basis, coef)
+            d_gram = torch.einsum("sk,ksab->sab", d_basis, coef) / half
             value, derivative, _ = _reml(gram, d_gram, basis @ coef_logdet, (d_basis @ coef_logdet) / half,
-                                         zz, c + 1, df)
+                                         zz if idx is None else zz[idx], c + 1, df)
             return value, derivative, gram
 
-        u_root = _illinois(lambda u, at=at: at(u)[1], torch.full((len(sel),), -1.0, dtype=torch.float64,
-                           device=device), torch.ones(len(sel), dtype=torch.float64, device=device),
+        lower = torch.full((len(sel),), -1.0, dtype=torch.float64, device=device)
+        u_root = _illinois(lambda u, idx, at=at: at(u, idx)[1], lower, -lower,
                            g_ends[region, sel], g_ends[region + 1, sel])
         f_root, _, gram_root = at(u_root)
         better = f_root > best_f[sel]
@@ -449,34 +451,37 @@ def lmm_scan(
 
 
 def _illinois(fn, lo: torch.Tensor, hi: torch.Tensor, f_lo: torch.Tensor, f_hi: torch.Tensor,
-              max_iter: int = 60, tol: float = 1e-13) -> torch.Tensor:
-    """Vectorised Illinois (modified regula falsi) root of ``fn`` bracketed by ``[lo, hi]``."""
-    f_lo, f_hi = f_lo.clone(), f_hi.clone()
+              max_iter: int = 60, tol: float = 1e-10) -> torch.Tensor:
+    """Vectorised Illinois (modified regula falsi) root of ``fn(x, index)`` bracketed by ``[lo, hi]``.
+
+    Only the unconverged elements are evaluated at each step (``index`` selects them).
+    """
+    lo, hi, f_lo, f_hi = lo.clone(), hi.clone(), f_lo.clone(), f_hi.clone()
     side = torch.zeros_like(lo)
     x = torch.where(f_lo == 0, lo, hi)
-    done = (f_lo == 0) | (f_hi == 0)
+    active = ((f_lo != 0) & (f_hi != 0)).nonzero().flatten()
     for _ in range(max_iter):
-        denom = f_hi - f_lo
-        x_new = torch.where(denom != 0, hi - f_hi * (hi - lo) / denom, 0.5 * (lo + hi))
-        x_new = torch.where((x_new > lo) & (x_new < hi), x_new, 0.5 * (lo + hi))
-        x_new = torch.where(done, x, x_new)
-        f_new = fn(x_new)
-        same_hi = f_new * f_hi > 0
-        same_lo = f_new * f_lo > 0
-        exact = f_new == 0
-        # Keep the bracket; halve the stale end's value when one end is kept twice (Illinois).
-        f_lo = torch.where(same_hi & (side == -1), 0.5 * f_lo, f_lo)
-        f_hi = torch.where(same_lo & (side == 1), 0.5 * f_hi, f_hi)
-        hi = torch.where(same_hi, x_new, hi)
-        f_hi = torch.where(same_hi, f_new, f_hi)
-        lo = torch.where(same_lo, x_new, lo)
-        f_lo = torch.where(same_lo, f_new, f_lo)
-        side = torch.where(same_hi, -1.0, torch.where(same_lo, 1.0, side))
-        moved = (x_new - x).abs()
-        x = x_new
-        done = done | exact | (moved < tol) | (hi - lo < tol)
-        if bool(done.all()):
+        if active.numel() == 0:
             break
+        a_lo, a_hi, a_flo, a_fhi, a_side = lo[active], hi[active], f_lo[active], f_hi[active], side[active]
+        denom = a_fhi - a_flo
+        x_new = torch.where(denom != 0, a_hi - a_fhi * (a_hi - a_lo) / denom, 0.5 * (a_lo + a_hi))
+        x_new = torch.where((x_new > a_lo) & (x_new < a_hi), x_new, 0.5 * (a_lo + a_hi))
+        f_new = fn(x_new, active)
+        same_hi = f_new * a_fhi > 0
+        same_lo = f_new * a_flo > 0
+        # Keep the bracket; halve the stale end's value when one end is kept twice (Illinois).
+        a_flo = torch.where(same_hi & (a_side == -1), 0.5 * a_flo, a_flo)
+        a_fhi = torch.where(same_lo & (a_side == 1), 0.5 * a_fhi, a_fhi)
+        lo[active] = torch.where(same_lo, x_new, a_lo)
+        f_lo[active] = torch.where(same_lo, f_new, a_flo)
+        hi[active] = torch.where(same_hi, x_new, a_hi)
+        f_hi[active] = torch.where(same_hi, f_new, a_fhi)
+        side[active] = torch.where(same_hi, -1.0, torch.where(same_lo, 1.0, a_side))
+        moved = (x_new - x[active]).abs()
+        x[active] = x_new
+        converged = (f_new == 0) | (moved < tol) | (hi[active] - lo[active] < tol)
+        active = active[~converged]
     return x
 
 
