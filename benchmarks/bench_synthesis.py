@@ -11,16 +11,14 @@ Run with ``python -m benchmarks synthesis`` (``GENOSYNTH_BENCH_COHORTS=demo`` to
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import time
 from typing import Any
 
-import numpy as np
-
 from genosynth import run_layout, storage
-from genosynth.compare import association, privacy
-from genosynth.compare.genotypes import load_cohort
+from genosynth.compare import step as compare_step
 from genosynth.formats.dataset import Dataset
 from genosynth.generate import assemble
 from genosynth.generate import step as generate_step
@@ -46,10 +44,11 @@ def make_cohort(name: str, root: str) -> str:
     return url
 
 
-def synthesise(dataset_url: str, run_url: str, family: str, seed: int = 1,
+def synthesise(dataset_url: str, run_url: str, family: str, traits: list[str], seed: int = 1,
                options: dict[str, Any] | None = None) -> dict[str, float]:
     """Run the four synthesis steps; returns seconds per step."""
-    RunConfig(dataset_url=dataset_url, model=family, seed=seed, model_options=options or {}).save(run_url)
+    RunConfig(dataset_url=dataset_url, traits=traits, model=family, seed=seed,
+              model_options=options or {}).save(run_url)
     seconds = {}
     started = time.perf_counter()
     prep_step.run(run_url)
@@ -67,25 +66,19 @@ def synthesise(dataset_url: str, run_url: str, family: str, seed: int = 1,
 
 
 def evaluate(run_url: str, traits: list[str]) -> dict[str, Any]:
-    """GWAS agreement per trait and privacy of one finished synthesis run."""
+    """GWAS (LMM, LOCO) of ``prep/train`` and ``synthetic/``, then the compare step's metrics."""
     train = Dataset.open(run_layout.url(run_url, run_layout.PREP_TRAIN))
     synthetic = Dataset.open(run_layout.url(run_url, run_layout.SYNTHETIC))
     started = time.perf_counter()
-    real = run_gwas(train, traits, train.covariates, model="lmm", loco=True).table
-    synth = run_gwas(synthetic, traits, synthetic.covariates, model="lmm", loco=True).table
+    for dataset, key in ((train, run_layout.GWAS_REAL), (synthetic, run_layout.GWAS_SYNTHETIC)):
+        table = run_gwas(dataset, traits, dataset.covariates, model="lmm", loco=True).table
+        buffer = io.BytesIO()
+        table.to_parquet(buffer, index=False)
+        storage.write_bytes(run_layout.url(run_url, key), buffer.getvalue())
     gwas_seconds = time.perf_counter() - started
-    out: dict[str, Any] = {"gwas_seconds": gwas_seconds,
-                           "traits": association.association_metrics(real, synth)}
-    af_real = train.variants["af"].to_numpy(dtype=float)
-    af_synth = synthetic.variants["af"].to_numpy(dtype=float)
-    ok = np.isfinite(af_real) & np.isfinite(af_synth)
-    out["af_correlation"] = float(np.corrcoef(af_real[ok], af_synth[ok])[0, 1])
-    holdout = Dataset.open(run_layout.url(run_url, run_layout.PREP_HOLDOUT))
-    cohorts = [load_cohort(ds) for ds in (train, holdout, synthetic)]
-    pairs = privacy.compute_pairs(*cohorts)
-    metrics, _ = privacy.privacy_metrics(*cohorts, pairs)
-    out["privacy"] = metrics
-    return out
+    compare_step.run(run_url)
+    metrics = storage.read_json(run_layout.url(run_url, run_layout.COMPARE_METRICS))
+    return {"gwas_seconds": gwas_seconds, **metrics}
 
 
 def _share(numerator: int, denominator: int) -> float:
@@ -97,10 +90,11 @@ def _row(cohort: str, family: str, trait: str, m: dict[str, Any], ev: dict[str, 
     recall = _share(bonf["loci_real_recovered"], bonf["loci_real"])
     precision = _share(bonf["loci_synthetic_real"], bonf["loci_synthetic"])
     p = ev["privacy"]
+    af = ev["structure"]["allele_frequency"]["correlation"]
     return (f"{cohort:7s} {family:14s} {trait:12s} {at8['f1']:6.2f} {recall:6.2f} {precision:6.2f} "
             f"{m['top_neglog10p_real']:6.1f} {m['top_neglog10p_synthetic']:6.1f} "
-            f"{m['top_neglog10p_ratio']:5.2f} {m['lambda_gc_delta']:+6.3f} {ev['af_correlation']:5.3f} "
-            f"{p['identical_genomes']:3d} {p['fraction_closer_than_real_p1']:5.3f} {p['aats']:5.2f} "
+            f"{m['top_neglog10p_ratio']:5.2f} {m['lambda_gc_delta']:+6.3f} {af:5.3f} "
+            f"{p['identical_genomes']:3.0f} {p['fraction_closer_than_real_p1']:5.3f} {p['aats']:5.2f} "
             f"{p['membership_auc']:5.2f} {p['max_king_kinship']:5.2f} {total:6.0f}")
 
 
@@ -120,9 +114,9 @@ def main() -> None:
             traits = COHORTS[cohort] or Dataset.open(dataset_url).traits
             for family in FAMILIES:
                 run_url = storage.join(root, f"run-{cohort}-{family}")
-                seconds = synthesise(dataset_url, run_url, family)
+                seconds = synthesise(dataset_url, run_url, family, traits)
                 ev = evaluate(run_url, traits)
-                for trait, metrics in ev["traits"].items():
+                for trait, metrics in ev["association"].items():
                     print(_row(cohort, family, trait, metrics, ev, sum(seconds.values())), flush=True)
                 print("        steps: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
                       + f"; GWAS real+synthetic {ev['gwas_seconds']:.0f} s", flush=True)

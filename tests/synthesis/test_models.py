@@ -10,10 +10,10 @@ from genosynth.errors import InputError
 from genosynth.models import families, get_family, load_model
 from genosynth.models.mosaic import donor_path
 
-BATCH = {"batch": 0, "chr": "1", "start": 60, "stop": 460, "context_start": 0, "context_stop": 500,
+BATCH = {"batch": 0, "chr": "1", "start": 30, "stop": 230, "context_start": 0, "context_stop": 260,
          "run_start": 0, "positioned": True}
 PLAN = {"n_synthetic": 300, "switch_rate": 0.01, "mutation_rate": 0.002}
-OPTIONS = {"epochs": 80}
+OPTIONS = {"epochs": 40}
 
 
 @pytest.fixture(scope="module")

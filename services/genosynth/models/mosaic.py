@@ -30,6 +30,10 @@ _STREAM_SWITCH, _STREAM_DONOR, _STREAM_MUTATE, _STREAM_MUTANT_DONOR = 11, 12, 13
 _CALIBRATION_SNPS = 3000
 _DEFAULT_MUTATION_RATE = 0.002
 _DEFAULT_MAX_LD_LOSS = 0.05
+_PARENT_OFFSET = 1 << 40
+_CHILD_SEED = 0x5EED
+_FIRST_DEGREE_KING = 0.177
+_MAX_FAMILY = 32
 _LD_MAX_LAG = 400
 
 
@@ -179,6 +183,50 @@ def calibrate_switch_rate(
     }
 
 
+def king_robust(calls: np.ndarray) -> np.ndarray:
+    """KING-robust kinship (Manichaikul et al. 2010) between all pairs of ``calls`` (n, m) int8, -1 missing.
+
+    ``(N_AaAa - 2 N_AA,aa) / (N_Aa(i) + N_Aa(j))`` over jointly observed SNPs; about 0.25 for first-degree
+    relatives, 0.5 for duplicates.
+    """
+    hom_ref, het, hom_alt = ((calls == g).astype(np.float64) for g in (0, 1, 2))
+    observed = hom_ref + het + hom_alt
+    both_het = het @ het.T
+    opposite = hom_ref @ hom_alt.T + hom_alt @ hom_ref.T
+    het_counts = het @ observed.T + observed @ het.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(het_counts > 0, (both_het - 2 * opposite) / het_counts, 0.0)
+
+
+def first_degree_counts(calls: np.ndarray) -> np.ndarray:
+    """Number of first-degree (or closer) relatives of each individual among the others, ``(n,)``."""
+    king = king_robust(calls)
+    np.fill_diagonal(king, -1.0)
+    return (king > _FIRST_DEGREE_KING).sum(axis=1)
+
+
+def family_plan(relatives: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Family number of each of ``n`` synthetic individuals (families are contiguous).
+
+    Sizes are drawn so that the share of synthetic individuals with ``k`` sibs matches the share of real
+    individuals with ``k`` first-degree relatives: a family of size ``s`` holds ``s`` such individuals, so
+    sizes are drawn with weights ``P(relatives = s - 1) / s``.
+    """
+    sizes = np.minimum(relatives + 1, _MAX_FAMILY)
+    counts = np.bincount(sizes, minlength=_MAX_FAMILY + 1).astype(np.float64)
+    weights = counts / np.maximum(np.arange(_MAX_FAMILY + 1), 1)
+    weights[0] = 0.0
+    rng = np.random.default_rng([seed, 404])
+    family_of = np.empty(n, dtype=np.int64)
+    filled, family = 0, 0
+    while filled < n:
+        size = min(int(rng.choice(len(weights), p=weights / weights.sum())), n - filled)
+        family_of[filled : filled + size] = family
+        filled += size
+        family += 1
+    return family_of
+
+
 def _subsample(batches: list[dict[str, Any]], limit: int) -> tuple[np.ndarray, np.ndarray]:
     """Evenly spaced SNP indices over all batches (``limit`` at most) and first-of-run flags."""
     owned = np.concatenate([np.arange(b["start"], b["stop"]) for b in batches])
@@ -220,20 +268,23 @@ class MosaicModel(GenotypeModel):
         mutation_rate = float(options.get("mutation_rate", _DEFAULT_MUTATION_RATE))
         plan["mutation_rate"] = mutation_rate
         plan["n_donors"] = train.n_samples
-        if "switch_rate" in options:
-            plan["switch_rate"] = float(options["switch_rate"])
-            plan["calibration"] = {"fixed_by_options": True}
-            return plan
         index, first = _subsample(batches, int(options.get("calibration_snps", _CALIBRATION_SNPS)))
-        train_g = _mean_impute(_columns(train, index))
-        holdout_g = _mean_impute(_columns(holdout, index))
-        widest = max(batches, key=lambda b: b["stop"] - b["start"])
-        curve = ld_curve(train.dosages(widest["start"], widest["stop"]), _LD_MAX_LAG)
-        rate, log = calibrate_switch_rate(
-            train_g, holdout_g, index, first, curve, mutation_rate=mutation_rate, seed=seed,
-            max_ld_loss=float(options.get("max_ld_loss", _DEFAULT_MAX_LD_LOSS)))
+        if "switch_rate" in options:
+            rate, log = float(options["switch_rate"]), {"fixed_by_options": True}
+        else:
+            train_g = _mean_impute(_columns(train, index))
+            holdout_g = _mean_impute(_columns(holdout, index))
+            widest = max(batches, key=lambda b: b["stop"] - b["start"])
+            curve = ld_curve(train.dosages(widest["start"], widest["stop"]), _LD_MAX_LAG)
+            rate, log = calibrate_switch_rate(
+                train_g, holdout_g, index, first, curve, mutation_rate=mutation_rate, seed=seed,
+                max_ld_loss=float(options.get("max_ld_loss", _DEFAULT_MAX_LD_LOSS)))
         plan["switch_rate"] = rate * float(options.get("switch_rate_scale", 1.0))
         plan["calibration"] = log
+        if options.get("families", True):
+            relatives = first_degree_counts(to_calls(_columns(train, index)))
+            plan["family_of"] = family_plan(relatives, plan["n_synthetic"], seed).tolist()
+            log["first_degree_relatives_mean"] = float(relatives.mean())
         return plan
 
     @classmethod
@@ -247,8 +298,19 @@ class MosaicModel(GenotypeModel):
                device: torch.device) -> np.ndarray:
         individuals = np.arange(n)
         n_donors = self.panel.shape[0]
-        path = donor_path(seed, individuals, self.start, self.stop, run_start=int(batch["run_start"]),
-                          switch_rate=float(plan["switch_rate"]), n_donors=n_donors)
+        rate = float(plan["switch_rate"])
+        run_start = int(batch["run_start"])
+        family = np.asarray(plan.get("family_of") or np.arange(n), dtype=np.int64)[:n]
+        # Each family has two parental paths over the donors; each member follows one parent or the
+        # other, switching along the genome: members share segments genome-wide, like sibs.
+        parents = _PARENT_OFFSET + np.stack([2 * family, 2 * family + 1])
+        unique_parents, where = np.unique(parents, return_inverse=True)
+        parent_paths = donor_path(seed, unique_parents, self.start, self.stop, run_start=run_start,
+                                  switch_rate=rate / 2, n_donors=n_donors)
+        which = donor_path(seed ^ _CHILD_SEED, individuals, self.start, self.stop, run_start=run_start,
+                           switch_rate=rate / 2, n_donors=2)
+        rows = np.where(which == 0, where.reshape(2, n)[0][:, None], where.reshape(2, n)[1][:, None])
+        path = np.take_along_axis(parent_paths, rows, axis=0)
         snps = np.arange(self.start, self.stop)
         mutate = hash_uniform(seed, _STREAM_MUTATE, individuals, snps) < float(plan["mutation_rate"])
         other = hash_integers(seed, _STREAM_MUTANT_DONOR, individuals, snps, n_donors)
