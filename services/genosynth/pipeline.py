@@ -157,7 +157,8 @@ STEPS: tuple[Step, ...] = (
             run_layout.GWAS_REAL,
             run_layout.GWAS_SYNTHETIC,
         ),
-        outputs=(run_layout.COMPARE_METRICS, "compare/gate.json"),
+        # compare also flips `released` in synthetic/dataset.json when the privacy gate passes.
+        outputs=(run_layout.COMPARE_METRICS, run_layout.COMPARE_DETAILS, run_layout.COMPARE_GATE),
         resources=Resources(cpu="2", memory="8Gi"),
     ),
     Step(
@@ -165,7 +166,15 @@ STEPS: tuple[Step, ...] = (
         target="genosynth.report.step:run",
         description="HTML report with plots",
         after=("compare",),
-        inputs=(run_layout.COMPARE_METRICS, run_layout.GWAS_REAL, run_layout.GWAS_SYNTHETIC),
+        inputs=(
+            run_layout.COMPARE_METRICS,
+            run_layout.COMPARE_DETAILS,
+            run_layout.COMPARE_GATE,
+            run_layout.PREP_TRAIN,
+            run_layout.SYNTHETIC,
+            run_layout.GWAS_REAL,
+            run_layout.GWAS_SYNTHETIC,
+        ),
         outputs=(run_layout.REPORT,),
         resources=Resources(cpu="1", memory="2Gi"),
     ),
@@ -174,7 +183,7 @@ STEPS: tuple[Step, ...] = (
         target="genosynth.cost.finalize:run",
         description="final ledger totals and metrics",
         inputs=(run_layout.LEDGER,),
-        outputs=("cost.json",),
+        outputs=(run_layout.COST_SUMMARY,),
         resources=Resources(cpu="500m", memory="512Mi"),
         on_exit=True,
     ),
@@ -182,7 +191,7 @@ STEPS: tuple[Step, ...] = (
 
 #: Keys whose content carries wall-clock times or durations (ledger records, markers, cost totals):
 #: everything else a run writes is byte-for-byte reproducible from its config and seed.
-TIMING_KEYS: tuple[str, ...] = (run_layout.LEDGER, run_layout.MARKERS, "cost.json")
+TIMING_KEYS: tuple[str, ...] = (run_layout.LEDGER, run_layout.MARKERS, run_layout.COST_SUMMARY)
 
 
 def step_named(name: str, steps: Sequence[Step] = STEPS) -> Step:

@@ -20,8 +20,11 @@ SYNTHETIC = "synthetic"              # assembled synthetic dataset (internal dat
 GWAS_REAL = "gwas/real.parquet"
 GWAS_SYNTHETIC = "gwas/synthetic.parquet"
 COMPARE_METRICS = "compare/metrics.json"
+COMPARE_DETAILS = "compare/details.json"  # curves and distributions the report plots
+COMPARE_GATE = "compare/gate.json"        # privacy-gate verdict: passed, failures, checks
 REPORT = "report"                    # report/index.html + PNGs
 LEDGER = "ledger"                    # ledger/<one JSON object per step attempt>
+COST_SUMMARY = "cost.json"           # ledger totals written by finalize
 MARKERS = "_markers"                 # _markers/<step>[-NNNNN].json: step committed
 
 

@@ -21,7 +21,7 @@ from genosynth import run_layout, storage
 from genosynth.errors import InputError
 from genosynth.formats.dataset import DESCRIPTOR
 
-GATE = "compare/gate.json"
+GATE = run_layout.COMPARE_GATE
 
 # Why these defaults (docs/compare.md has the long form). Relatedness and closeness are judged against the
 # holdout: a fresh real genome of the same cohort is the yardstick of what is natural (in outbred colonies

@@ -22,7 +22,7 @@ from genosynth.errors import InputError
 from genosynth.formats.dataset import Dataset
 from genosynth.run_config import RunConfig
 
-DETAILS = "compare/details.json"
+DETAILS = run_layout.COMPARE_DETAILS
 SCHEMA_VERSION = 1
 # Pairwise metrics cost O(n^2 * snps): cap both. 20k evenly spaced SNPs resolve distances finely enough for
 # nearest-neighbour comparisons; identical genomes are still detected on every SNP (fingerprints).

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import os
 
-from genosynth import storage
+from genosynth import run_layout, storage
 from genosynth.cost import ledger
 
 log = logging.getLogger(__name__)
 
-COST_SUMMARY = "cost.json"
+COST_SUMMARY = run_layout.COST_SUMMARY
 
 
 def run(run_url: str, batch: int | None = None) -> None:
