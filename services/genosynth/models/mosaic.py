@@ -30,6 +30,7 @@ _STREAM_SWITCH, _STREAM_DONOR, _STREAM_MUTATE, _STREAM_MUTANT_DONOR = 11, 12, 13
 _CALIBRATION_SNPS = 3000
 _DEFAULT_MUTATION_RATE = 0.002
 _DEFAULT_MAX_LD_LOSS = 0.05
+_PRIVACY_QUANTILE = 0.05
 _PARENT_OFFSET = 1 << 40
 _CHILD_SEED = 0x5EED
 _FIRST_DEGREE_KING = 0.177
@@ -151,13 +152,13 @@ def calibrate_switch_rate(
     train: np.ndarray, holdout: np.ndarray, snp_index: np.ndarray, run_first: np.ndarray,
     ld_curve_values: np.ndarray, *, mutation_rate: float, max_ld_loss: float, seed: int,
 ) -> tuple[float, dict[str, Any]]:
-    """Switch rate per SNP: the largest that keeps ``1 - max_ld_loss`` of the LD (see :func:`ld_switch_rate`).
+    """Switch rate per SNP: long segments keep LD, short ones keep each genome far from every donor.
 
-    Shorter segments make each synthetic genome a mosaic of more training genomes (further from each),
-    longer ones keep LD over longer distances; this picks the shortest segments LD allows. The log
-    compares the nearest-neighbour distance of such mosaics to the training genomes (on a SNP subsample,
-    Euclidean on dosages) with that of the held-out genomes: the latter are smaller in cohorts with close
-    relatives, which a mosaic of unrelated segments is not meant to imitate.
+    The rate is the larger of (a) the largest rate that keeps ``1 - max_ld_loss`` of the LD (see
+    :func:`ld_switch_rate`) and (b) the smallest rate whose mosaics sit no closer to the training genomes
+    (nearest neighbour, Euclidean on dosages of a SNP subsample) than held-out genomes do, compared at
+    their 5th percentiles. In cohorts of close relatives (b) is tiny and LD decides; in cohorts of distant
+    relatives (b) keeps synthetic genomes from being closer to a donor than a new member would be.
 
     Parameters
     ----------
@@ -167,17 +168,35 @@ def calibrate_switch_rate(
         True where a subsampled SNP is the first of its chromosome run (a fresh donor is drawn).
     ld_curve_values : (L,) mean r^2 by SNP lag 1..L (:func:`ld_curve`).
     """
-    rate, background = ld_switch_rate(ld_curve_values, max_ld_loss)
+    ld_rate, background = ld_switch_rate(ld_curve_values, max_ld_loss)
     gaps = np.diff(snp_index, prepend=snp_index[0]).astype(np.float64)
-    rng = np.random.default_rng([seed, 7])
-    mosaics = _simulate_mosaics(train, gaps, run_first, max(len(holdout), 64), rate, mutation_rate, rng)
-    synthetic_nn = _nearest_distances(mosaics, train)
+    n = max(len(holdout), 64)
     holdout_nn = _nearest_distances(holdout, train)
+    target = float(np.quantile(holdout_nn, _PRIVACY_QUANTILE))
+
+    def synthetic_nn(rate: float) -> np.ndarray:
+        rng = np.random.default_rng([seed, 7])  # the same draws for every rate: a smooth objective
+        mosaics = _simulate_mosaics(train, gaps, run_first, n, rate, mutation_rate, rng)
+        return _nearest_distances(mosaics, train)
+
+    # Privacy floor: the smallest rate whose mosaics are no closer to the training genomes than held-out
+    # genomes are (at the 5th percentile). Distance grows with the rate; bisect on log10(rate).
+    lo, hi = -6.0, -0.3
+    if np.quantile(synthetic_nn(10**lo), _PRIVACY_QUANTILE) >= target:
+        hi = lo
+    for _ in range(14 if hi > lo else 0):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if np.quantile(synthetic_nn(10**mid), _PRIVACY_QUANTILE) < target else (lo, mid)
+    privacy_rate = 10**hi
+    rate = max(ld_rate, privacy_rate)
+    achieved = synthetic_nn(rate)
     return rate, {
-        "rule": f"largest rate losing <= {max_ld_loss:g} of the excess LD",
+        "rule": f"max(largest rate losing <= {max_ld_loss:g} of the excess LD, smallest rate whose mosaics "
+                f"are no closer to training genomes than held-out ones, {_PRIVACY_QUANTILE:g} quantile)",
+        "ld_rate": ld_rate, "privacy_rate": privacy_rate,
         "mean_segment_snps": 1.0 / rate, "ld_background_r2": background,
         "ld_r2_by_lag": [round(float(v), 5) for v in ld_curve_values[:50]],
-        "nn_distance_median_synthetic": float(np.median(synthetic_nn)),
+        "nn_distance_median_synthetic": float(np.median(achieved)),
         "nn_distance_median_holdout": float(np.median(holdout_nn)),
         "calibration_snps": len(snp_index),
     }
