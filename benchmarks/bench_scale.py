@@ -25,9 +25,11 @@ import json
 import math
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -46,6 +48,8 @@ ASSUMED_T4_SPEEDUP = 20.0
 # Memory of a training/generation pod in pipeline.py (8 GiB), of which batches may use about half.
 POD_BATCH_BYTES = 4 * 2**30
 BATCH_GROUP_SIZE, MAX_GROUPS = 32, 500  # runners/argo.py and pipeline.group_batches
+# A run whose process tree passes this is stopped and reported (the target is 4 GB).
+MEMORY_LIMIT_MB = float(os.environ.get("GENOSYNTH_SCALE_MEMORY_LIMIT_MB", 8000))
 
 
 # --- measuring processes ----------------------------------------------------------------------------
@@ -73,31 +77,44 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def measure(command: list[str], *, env: dict[str, str] | None = None) -> dict[str, float]:
+def measure(command: list[str], *, env: dict[str, str] | None = None,
+            limit_mb: float = MEMORY_LIMIT_MB) -> dict[str, float]:
     """Run ``command``; wall and CPU seconds (the process and all its descendants) and peak tree RSS.
+
+    The process group is stopped when the tree's RSS passes ``limit_mb`` (a shared machine must not
+    run out of memory); ``stopped`` then says so and ``rc`` is the signal's negative number.
 
     Returns
     -------
-    dict with ``wall_s``, ``cpu_s``, ``peak_rss_mb`` (sum over the process tree, sampled every 0.2 s)
-    and ``rc``.
+    dict with ``wall_s``, ``cpu_s``, ``peak_rss_mb`` (sum over the process tree, sampled every 0.2 s),
+    ``rc`` and ``stopped``.
     """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
+    # Its own session, so that stopping it stops the runner's worker processes too.
     proc = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    peak = 0
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read() if proc.stdout else ""))
+    reader.start()
+    peak, stopped = 0, False
     while proc.poll() is None:
         peak = max(peak, _tree_rss(proc.pid))
+        if peak > limit_mb * 1e6 and not stopped:
+            stopped = True
+            os.killpg(proc.pid, signal.SIGKILL)
         time.sleep(0.2)
-    output = proc.stdout.read() if proc.stdout else ""
+    reader.join()
+    output = "".join(chunks)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if proc.returncode not in (0, 3):  # 3: privacy gate failed, reported in the table
+    if not stopped and proc.returncode not in (0, 3):  # 3: privacy gate failed, reported in the table
         raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{output[-3000:]}")
     # ru_maxrss of a single waited child is a floor for short runs the sampler may miss.
     peak = max(peak, after.ru_maxrss * 1024 if after.ru_maxrss > before.ru_maxrss else 0)
-    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak / 1e6, "rc": proc.returncode}
+    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak / 1e6, "rc": proc.returncode,
+            "stopped": stopped}
 
 
 def _python(code: str) -> list[str]:
@@ -123,13 +140,24 @@ def _pipeline(cohort: Path, run: Path, rows: list[dict]) -> dict:
     if not (run / "_markers" / "finalize.json").exists():
         m = measure([sys.executable, "-m", "genosynth", "run", str(cohort), "--out", str(run), "--config",
                      str(CONFIG), "--no-progress", "--allow-privacy-failure"])
-        rows.append({"what": "genosynth run cfw-sim (configs/cfw-sim.yaml), whole process tree", **m})
+        what = "genosynth run cfw-sim (configs/cfw-sim.yaml), whole process tree"
+        if m["stopped"]:
+            what += f"; STOPPED at {MEMORY_LIMIT_MB:.0f} MB in: {', '.join(_unfinished(run))}"
+        rows.append({"what": what, **m})
     from genosynth.compare.gate import read_gate
     from genosynth.cost import ledger
 
-    gate = read_gate(str(run))
-    rows.append({"what": f"privacy gate passed: {gate.passed} {'; '.join(gate.failures)}"[:100]})
+    if (run / "_markers" / "compare.json").exists():
+        gate = read_gate(str(run))
+        rows.append({"what": f"privacy gate passed: {gate.passed} {'; '.join(gate.failures)}"[:100]})
     return ledger.summary(str(run))
+
+
+def _unfinished(run: Path) -> list[str]:
+    """Steps (or batches) that started an attempt but have no commit marker."""
+    attempts = run / "_markers" / "attempts"
+    started = sorted(p.name for p in attempts.iterdir()) if attempts.exists() else []
+    return [name for name in started if not (run / "_markers" / f"{name}.json").exists()]
 
 
 def _step_table(run: Path, cohort: Path, summary: dict) -> pd.DataFrame:
@@ -250,6 +278,8 @@ def _storage(cohort: Path, run: Path) -> dict[str, float]:
     out = {}
     for label, folder in (("source", cohort), ("prep/train", run / "prep" / "train"),
                           ("synthetic", run / "synthetic")):
+        if not (folder / "dataset.json").exists():
+            continue
         ds = Dataset.open(str(folder))
         out[label] = size(folder / "genotypes") / (ds.n_samples * ds.n_variants)
     train = Dataset.open(str(run / "prep" / "train"))
@@ -308,11 +338,19 @@ def projection(steps: pd.DataFrame, per_batch: pd.DataFrame, gwas: dict[str, flo
     add("GWAS scan per trait per cohort, CPU core-hours", round(scan_hours, 1),
         f"{lm_per_cell:.3g} CPU s per cell (measured linear model) x {n_train} x {TARGET_M}")
 
-    # Compare: nearest-neighbour privacy metrics are quadratic in n.
+    # Compare: pairwise metrics run on at most 4,000 individuals x 20,000 SNPs (compare/step.py), so
+    # only the fingerprint pass over every genome grows with the cohort (linearly, like prep's read).
     compare = steps.loc[steps["step"] == "compare", "seconds"]
-    if len(compare):
-        quad = float(compare.iloc[0]) * (n_train / autoregressive["n_train"]) ** 2 / 3600
-        add("compare as is (O(n^2)), CPU hours", round(quad), "measured compare s x (400,000 / n_train)^2")
+    prep = steps.loc[steps["step"] == "prep", "cells_per_s"]
+    if len(compare) and len(prep):
+        pairwise = float(compare.iloc[0]) * (4000 / autoregressive["n_train"]) ** 2
+        linear = 2 * n_train * TARGET_M / float(prep.iloc[0])
+        add("compare (capped at 4,000 x 20,000), hours", round((pairwise + linear) / 3600, 1),
+            "measured compare s x (4,000 / n_train)^2 + 2 cohorts read at prep's cells/s")
+
+    # The phenotype model in assemble rotates all genotypes by the n x n kinship eigenbasis.
+    add("phenotype model as is: n x M float64 in memory (TB)", round(n_train * TARGET_M * 8 / 1e12, 1),
+        "400,000 x 800,000 x 8 bytes (fit_phenotype_model loads every dosage)")
 
     # Storage moved: every step reads and writes compressed int8 chunks.
     per_cell_bytes = storage_bytes["prep/train"]

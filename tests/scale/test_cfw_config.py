@@ -51,3 +51,12 @@ def test_measure_sees_the_memory_and_cpu_of_child_processes():
     assert result["peak_rss_mb"] > 300
     assert result["wall_s"] >= 1.5
     assert 0 < result["cpu_s"] < result["wall_s"] + 5
+
+
+def test_measure_stops_a_process_tree_that_passes_the_memory_limit():
+    child = "import numpy as np, time; a = np.ones(400_000_000 // 8); time.sleep(30)"
+    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}], check=True)"
+    result = measure([sys.executable, "-c", parent], limit_mb=250)
+    assert result["stopped"]
+    assert result["wall_s"] < 20, "the whole tree was stopped, not left to sleep"
+    assert result["rc"] != 0
