@@ -131,24 +131,26 @@ def _reml(
 
     Returns
     -------
-    (value, derivative or None, P) with P the Gram matrix after projecting the ``n_project`` columns.
+    (value, derivative or None, P) with P (..., r - n_project, r - n_project) the block left after
+    projecting out the ``n_project`` columns.
     """
     p = gram
     dp = d_gram
     logdet = torch.zeros_like(gram[..., 0, 0])
     d_logdet = torch.zeros_like(logdet) if dp is not None else None
-    for k in range(n_project):
-        pkk = p[..., k, k]
-        col = p[..., :, k]
+    # Project the leading column out and keep only the remaining block: the matrix shrinks each step.
+    for _ in range(n_project):
+        pkk = p[..., 0, 0]
+        col = p[..., 1:, 0]
         outer = col[..., :, None] * col[..., None, :]
         logdet = logdet + torch.log(pkk)
         if dp is not None:
-            dpkk = dp[..., k, k]
-            dcol = dp[..., :, k]
+            dpkk = dp[..., 0, 0]
+            dcol = dp[..., 1:, 0]
             d_logdet = d_logdet + dpkk / pkk
             d_outer = dcol[..., :, None] * col[..., None, :] + col[..., :, None] * dcol[..., None, :]
-            dp = dp - d_outer / pkk[..., None, None] + outer * (dpkk / pkk**2)[..., None, None]
-        p = p - outer / pkk[..., None, None]
+            dp = dp[..., 1:, 1:] - d_outer / pkk[..., None, None] + outer * (dpkk / pkk**2)[..., None, None]
+        p = p[..., 1:, 1:] - outer / pkk[..., None, None]
     p_yy = p[..., -1, -1]
     # GEMMA guards the same round-off: an exactly explained response would give log(0).
     p_yy = torch.where(p_yy == 0, torch.full_like(p_yy, 1e-8), p_yy)
