@@ -29,11 +29,11 @@ def argo_schema_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def strict_errors(argo_schema_dir, request):
+def strict_errors(argo_schema_dir, tmp_path_factory):
     """``strict_errors(manifest) -> [problem, ...]`` against the strict Argo v4.1 schemas."""
     from genosynth.runners.argo_schema import validation_errors
 
-    cache_dir = request.config.cache.mkdir("argo-strict-schemas")
+    cache_dir = tmp_path_factory.mktemp("argo-strict-schemas")
     return lambda manifest: validation_errors(manifest, argo_schema_dir, cache_dir=cache_dir)
 
 
