@@ -9,9 +9,13 @@ Hardy-Weinberg proportions and LD up to the segment length.
 
 The path is a pure function of (seed, individual, SNP index) (see :mod:`genosynth.models.hashing`), so
 every batch recomputes the stretch it needs and adjacent batches join seamlessly while running in
-parallel. The switch rate is set once per run (:meth:`MosaicModel.plan`) from the cohort's LD decay: the
-shortest segments (most donors per genome, so no synthetic genome is close to any one training genome)
-that still keep all but ``max_ld_loss`` of the LD.
+parallel. The switch rate is set once per run (:meth:`MosaicModel.plan`): the shortest segments that
+still keep all but ``max_ld_loss`` of the LD, unless copied segments would make donors stand out (a
+privacy floor from simulated nearest-neighbour adversarial accuracy, see :func:`calibrate_switch_rate`).
+
+Synthetic individuals come in families sized like the cohort's first-degree relative counts; members
+follow one of two shared parental paths at each SNP, so they share segments on every chromosome (genome-
+wide relatedness, which a LOCO GWAS relies on) while no one is a relative of any training genome.
 """
 
 from __future__ import annotations
