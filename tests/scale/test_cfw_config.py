@@ -6,11 +6,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from benchmarks.bench_scale import measure
 
 from genosynth.run_config import RunConfig
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "cfw-sim.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "configs" / "cfw-sim.yaml"
+# `pytest` started without `python -m` does not put the repository root (the benchmarks) on the path.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from benchmarks.bench_scale import measure  # noqa: E402
 
 
 @pytest.fixture(scope="module")
