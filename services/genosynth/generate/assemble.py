@@ -19,7 +19,7 @@ from genosynth.phenotypes.model import fit_phenotype_model, sample_phenotypes
 from genosynth.prep.step import PLAN
 from genosynth.run_config import RunConfig
 
-PHENOTYPE_MODEL_LOG = "generate/phenotype-model.json"
+PHENOTYPE_MODEL_LOG = run_layout.PHENOTYPE_MODEL_LOG
 
 
 def run(run_url: str, batch: int | None = None) -> None:

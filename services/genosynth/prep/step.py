@@ -20,7 +20,7 @@ from genosynth.models import get_family
 from genosynth.prep.batching import make_batches, phenotype_groups
 from genosynth.run_config import RunConfig
 
-PLAN = "prep/plan.json"
+PLAN = run_layout.PREP_PLAN
 
 
 def split_individuals(n: int, holdout_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
