@@ -16,7 +16,8 @@ because a shared machine stretches wall time):
    $1,440), every figure derived from the numbers above by the arithmetic in ``docs/scaling.md``.
 
 ``python -m benchmarks scale``. ``GENOSYNTH_SCALE_DIR`` keeps the cohort and the run in that folder
-(reused when already there) instead of a temporary one. About 10-15 minutes on 2 cores.
+(reused when already there) instead of a temporary one. About 30-40 minutes on 2 shared cores, most of
+it GWAS; the run stops (and is reported) if its processes pass ``GENOSYNTH_SCALE_MEMORY_LIMIT_MB``.
 """
 
 from __future__ import annotations
@@ -388,7 +389,8 @@ def main() -> None:
         print(pd.DataFrame(rows).to_string(index=False))
         print("\nsteps of the cfw-sim run (ledger seconds; cells = individuals x SNPs [x traits])")
         print(steps.to_string(index=False))
-        print(f"run total: {summary['cpu_hours'] * 3600:.0f} step-seconds, ${summary['dollars_spent']:.4f}")
+        charged = summary["cpu_hours"] * 3600
+        print(f"run total: {charged:.0f} core-seconds charged, ${summary['dollars_spent']:.4f}")
         print("\none batch in a fresh process (MB above a process that only imports the step)")
         print(per_batch.to_string(index=False))
         print("\nstored genotype bytes per individual x SNP:",
