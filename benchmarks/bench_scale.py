@@ -109,7 +109,8 @@ def measure(command: list[str], *, env: dict[str, str] | None = None,
     output = "".join(chunks)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # Children count once waited for: a stopped tree's workers never were, so its CPU time is unknown.
+    cpu = float("nan") if stopped else (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if not stopped and proc.returncode not in (0, 3):  # 3: privacy gate failed, reported in the table
         raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{output[-3000:]}")
     # ru_maxrss of a single waited child is a floor for short runs the sampler may miss.

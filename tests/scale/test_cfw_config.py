@@ -64,3 +64,4 @@ def test_measure_stops_a_process_tree_that_passes_the_memory_limit():
     assert result["stopped"]
     assert result["wall_s"] < 20, "the whole tree was stopped, not left to sleep"
     assert result["rc"] != 0
+    assert result["cpu_s"] != result["cpu_s"], "CPU time of a stopped tree is unknown (NaN)"
