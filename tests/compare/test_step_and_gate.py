@@ -100,7 +100,7 @@ def test_thresholds_come_from_the_run_config(tmp_path, copy_run):
     config.privacy = {"max_membership_auc": 0.99, "min_aats": None}
     config.save(run_url)
     failed = {c["metric"] for c in gate.apply(run_url).checks if not c["passed"]}
-    assert "membership_auc" in failed and "aats" not in failed
+    assert "membership_auc_beyond_noise" in failed and "aats" not in failed
     assert not _released(run_url)
 
 
@@ -113,9 +113,9 @@ def test_bad_thresholds_are_input_errors():
 
 
 def test_an_unmeasurable_metric_fails_its_check():
-    verdict = gate.evaluate({"identical_genomes": 0, "membership_auc": float("nan")},
+    verdict = gate.evaluate({"identical_genomes": 0, "membership_auc_beyond_noise": float("nan")},
                             {"max_identical_genomes": 0, "max_membership_auc": 0.6})
-    assert not verdict.passed and verdict.failures[0].startswith("membership-inference AUC: nan")
+    assert not verdict.passed and verdict.failures[0].startswith("membership-inference AUC, beyond noise: nan")
 
 
 def test_read_gate_before_compare_is_an_input_error(tmp_path):
