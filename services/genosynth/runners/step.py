@@ -63,40 +63,25 @@ def execute_step(
     attempt = _record_attempt(run_url, name, batch, attempt)
     function = step.function()
     started = time.perf_counter()
+
+    def bill(outcome: str) -> tuple[float, str, int]:
+        seconds, (kind, count) = time.perf_counter() - started, device()
+        _account(run_url, step=name, batch=batch, attempt=attempt, seconds=seconds,
+                 device_kind=kind, device_count=count, outcome=outcome)
+        return seconds, kind, count
+
     try:
         function(run_url, batch)
     except BaseException:
         # A failed attempt is billed too; its own error is the one to report, not a ledger hiccup.
-        seconds = time.perf_counter() - started
-        kind, count = device()
         try:
-            _account(
-                run_url,
-                step=name,
-                batch=batch,
-                attempt=attempt,
-                seconds=seconds,
-                device_kind=kind,
-                device_count=count,
-                outcome="failed",
-            )
+            bill("failed")
         except Exception as ledger_error:
             print(
                 f"warning: could not record the failed attempt in the ledger: {ledger_error}", file=sys.stderr
             )
         raise
-    seconds = time.perf_counter() - started
-    kind, count = device()
-    _account(
-        run_url,
-        step=name,
-        batch=batch,
-        attempt=attempt,
-        seconds=seconds,
-        device_kind=kind,
-        device_count=count,
-        outcome="succeeded",
-    )
+    seconds, kind, count = bill("succeeded")
     storage.write_json(
         pipeline.marker_url(run_url, name, batch),
         {
