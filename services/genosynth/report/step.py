@@ -72,7 +72,8 @@ def _summary_cards(metrics: dict[str, Any], gate: dict[str, Any]) -> str:
     cards.append(card("allele-frequency r", fmt(struct.get("allele_frequency", {}).get("correlation"), 5)))
     cards.append(card("AATS (0.5 ideal)", fmt(priv.get("aats"), 3),
                       f"privacy loss {fmt(priv.get('privacy_loss'), 2)}"))
-    cards.append(card("membership AUC (0.5 ideal)", fmt(priv.get("membership_auc"), 3)))
+    cards.append(card("membership AUC (0.5 ideal)", fmt(priv.get("membership_auc"), 3),
+                      f"less 1.96 SE: {fmt(priv.get('membership_auc_beyond_noise'), 3)}"))
     cards.append(card("identical genomes", fmt(priv.get("identical_genomes")),
                       f"of {fmt(metrics.get('cohorts', {}).get('synthetic_samples'))} synthetic"))
     verdict = "passed" if gate.get("passed") else "failed"
