@@ -14,6 +14,7 @@ import numpy as np
 from scipy import optimize, stats
 
 _LOG10_DELTA_RANGE = (-5.0, 5.0)  # delta = ve / vg, the range GEMMA searches
+SCAN_BLOCK = 8192  # SNPs per block of a scan
 
 
 def centered_kinship(dosages: np.ndarray) -> np.ndarray:
@@ -105,10 +106,13 @@ def scan(rotation: Rotation, delta: float, yt: np.ndarray, wt: np.ndarray, xt: n
     q, _ = np.linalg.qr(wt * scale[:, None])
     yh = yt * scale
     yr = yh - q @ (q.T @ yh)
-    xh = xt * scale[:, None]
-    xr = xh - q @ (q.T @ xh)
-    xx = (xr**2).sum(axis=0)
-    xy = xr.T @ yr
+    # SNP blocks keep the temporaries at n x block instead of two more n x m float64 copies.
+    xx, xy = np.empty(xt.shape[1]), np.empty(xt.shape[1])
+    for lo in range(0, xt.shape[1], SCAN_BLOCK):
+        xr = xt[:, lo : lo + SCAN_BLOCK] * scale[:, None]
+        xr -= q @ (q.T @ xr)
+        xx[lo : lo + SCAN_BLOCK] = (xr**2).sum(axis=0)
+        xy[lo : lo + SCAN_BLOCK] = xr.T @ yr
     usable = xx > 1e-8 * max(float(xx.max(initial=0.0)), 1e-300)
     beta = np.where(usable, xy / np.where(usable, xx, 1.0), 0.0)
     df = len(yt) - wt.shape[1] - 1

@@ -126,8 +126,10 @@ def fit_phenotype_model(
     kinds = dataset.column_kinds
     columns = [c for c in samples.columns if c != "id"]
     covariates = [c for c in covariates if c in samples.columns]
+    # Only the run's traits get a genetic model (all of them when none are named): each costs a rotation
+    # of every genotype, and the other columns are kept by the copula.
     genetic = [t for t in _genetic_traits(dataset, traits, int(settings["min_observed"]))
-               if t not in covariates]
+               if t not in covariates and (not traits or t in traits)]
     design = CovariateDesign.of(samples, covariates, kinds)
     w_all = design.matrix(samples)
     dosages = dataset.dosages()
@@ -135,16 +137,19 @@ def fit_phenotype_model(
     xc = centre(dosages).astype(np.float32)
     del dosages
     kinship = (xc.astype(np.float64) @ xc.T.astype(np.float64)) / max(xc.shape[1], 1)
-    rotations: dict[bytes, tuple[Rotation, np.ndarray]] = {}
+    # One rotated genotype matrix (n x m float64) at a time: memory does not grow with the number of
+    # missing-value patterns (cfw-sim: one per trait, 0.6 GB each).
+    cached_key, rotation, xt = None, None, None
     trait_models, residuals = [], {}
     for name in genetic:
         y = pd.to_numeric(samples[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         observed = ~np.isnan(y)
         key = np.packbits(observed).tobytes()
-        if key not in rotations:
+        if key != cached_key:
+            rotation = xt = None  # free the previous pattern's arrays before making the next ones
             rotation = Rotation.of(kinship[np.ix_(observed, observed)])
-            rotations[key] = (rotation, rotation.rotate(xc[observed].astype(np.float64)))
-        rotation, xt = rotations[key]
+            xt = rotation.rotate(xc[observed].astype(np.float64))
+            cached_key = key
         model, resid = _fit_trait(name, kinds[name], y[observed], w_all[observed], xc[observed], rotation, xt,
                                   settings)
         model.qtl_centres = snp_means[model.qtl_snps].astype(np.float64)
