@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from genosynth.cost import ledger, metrics
+from genosynth.cost import keys, ledger, metrics, publish
 
 from .conftest import DASHBOARD_FILE, make_run
 
@@ -47,9 +47,9 @@ def _groups(pushgateway: str) -> list[dict]:
 
 def test_prometheus_sums_equal_the_ledger_totals(tmp_path, pushgateway, prometheus, monkeypatch):
     run_url = make_run(str(tmp_path / "run"), n_batches=3, budget_dollars=25.0)
-    monkeypatch.setenv(ledger.PUSHGATEWAY_ENV, pushgateway)
+    monkeypatch.setenv(keys.PUSHGATEWAY_ENV, pushgateway)
     for step, batch, attempt, seconds, kind, count, outcome in RUN_ATTEMPTS:
-        ledger.account_step(run_url, step=step, batch=batch, attempt=attempt, seconds=seconds,
+        publish.account(run_url, step=step, batch=batch, attempt=attempt, seconds=seconds,
                             device_kind=kind, device_count=count, outcome=outcome)
     summary = ledger.summary(run_url)
     assert summary["gpu_hours"] == pytest.approx((612.4 + 97.0 + 598.9 + 640.3) / 3600)
@@ -87,9 +87,9 @@ def test_prometheus_sums_equal_the_ledger_totals(tmp_path, pushgateway, promethe
 
 def test_monitoring_outage_never_fails_a_step(run_url, monkeypatch):
     unused = "http://127.0.0.1:9"  # discard port: nothing listens
-    monkeypatch.setenv(ledger.PUSHGATEWAY_ENV, unused)
-    record = ledger.account_step(run_url, step="prep", batch=None, attempt=1, seconds=3.0, device_kind="cpu",
-                                 device_count=1)
+    monkeypatch.setenv(keys.PUSHGATEWAY_ENV, unused)
+    record = publish.account(run_url, step="prep", batch=None, attempt=1, seconds=3.0, device_kind="cpu",
+                             device_count=1)
     assert ledger.read_records(run_url) == [record]
 
 
@@ -97,8 +97,8 @@ def test_finalize_marks_the_run_finished(tmp_path, pushgateway, monkeypatch):
     from genosynth.cost import finalize
 
     run_url = make_run(str(tmp_path / "run"), n_batches=2)
-    monkeypatch.setenv(ledger.PUSHGATEWAY_ENV, pushgateway)
-    ledger.account_step(run_url, step="prep", batch=None, attempt=1, seconds=5.0, device_kind="cpu",
+    monkeypatch.setenv(keys.PUSHGATEWAY_ENV, pushgateway)
+    publish.account(run_url, step="prep", batch=None, attempt=1, seconds=5.0, device_kind="cpu",
                         device_count=1)
     finalize.run(run_url)
     with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=10) as response:
@@ -110,7 +110,7 @@ def test_finalize_marks_the_run_finished(tmp_path, pushgateway, monkeypatch):
 
 @pytest.mark.slow
 def test_demo_pipeline_metrics_equal_its_ledger(tmp_path, pushgateway, prometheus):
-    env = {**os.environ, ledger.PUSHGATEWAY_ENV: pushgateway, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, keys.PUSHGATEWAY_ENV: pushgateway, "OMP_NUM_THREADS": "1"}
     data, run_url = str(tmp_path / "demo"), str(tmp_path / "run")
     subprocess.run([sys.executable, "-m", "genosynth", "datasets", "get", "demo", "--out", data], check=True,
                    env=env, capture_output=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import typer
 
@@ -21,13 +20,9 @@ def cost(
 
     summary = ledger.summary(run_url)
     if forget_metrics:
-        from genosynth.cost import metrics
-        from genosynth.errors import InputError
+        from genosynth.cost import publish
 
-        gateway = os.environ.get(ledger.PUSHGATEWAY_ENV)
-        if not gateway:
-            raise InputError(ledger.PUSHGATEWAY_ENV, "not set: --forget-metrics needs the Pushgateway URL")
-        deleted = metrics.forget_run(gateway, run_url, ledger.read_records(run_url))
+        deleted = publish.forget(run_url)
         typer.echo(f"deleted {deleted} Pushgateway groups of {run_url}", err=True)
     if as_json:
         typer.echo(json.dumps(summary, indent=2, sort_keys=True))

@@ -7,13 +7,8 @@ accounted by the runner after this returns) and marks the run finished on the Pu
 
 from __future__ import annotations
 
-import logging
-import os
-
 from genosynth import run_layout, storage
-from genosynth.cost import ledger
-
-log = logging.getLogger(__name__)
+from genosynth.cost import ledger, publish
 
 COST_SUMMARY = run_layout.COST_SUMMARY
 
@@ -22,12 +17,4 @@ def run(run_url: str, batch: int | None = None) -> None:
     """Write ``RUN/cost.json`` and push the run's final gauges (when ``GENOSYNTH_PUSHGATEWAY`` is set)."""
     summary = ledger.summary(run_url)
     storage.write_json(storage.join(run_url, COST_SUMMARY), summary)
-    gateway = os.environ.get(ledger.PUSHGATEWAY_ENV)
-    if gateway:
-        from genosynth.cost import metrics
-
-        try:
-            metrics.push_run(gateway, run_url, budget_dollars=summary["budget_dollars"],
-                             batches_total=summary["batches_total"], finished=True)
-        except OSError as exc:
-            log.warning("could not push final cost gauges to %s: %s", gateway, exc)
+    publish.run_finished(run_url, summary)

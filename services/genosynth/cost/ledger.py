@@ -3,14 +3,12 @@
 Each record is its own object with a unique key (``<step>.<batch>.a<attempt>.<uuid>.json``), so pods
 running batches at the same time never overwrite each other and a retried attempt adds a record instead
 of replacing one. Totals are always recomputed from the records: the ledger is the source of truth, the
-Prometheus counters are derived from it (see ``genosynth.cost.metrics``).
+Prometheus counters are derived from it (``genosynth.cost.metrics``, pushed by ``genosynth.cost.publish``).
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -18,29 +16,15 @@ from typing import Any
 
 from genosynth import run_layout, storage
 from genosynth.cost import prices
+from genosynth.cost.keys import TRAIN_STEP, group_prefix
 from genosynth.errors import InputError
 from genosynth.run_config import RunConfig
 
-log = logging.getLogger(__name__)
-
-PUSHGATEWAY_ENV = "GENOSYNTH_PUSHGATEWAY"
-TRAIN_STEP = "train"
-FINALIZE_STEP = "finalize"
 OUTCOMES = ("succeeded", "failed")
 
 
 def ledger_url(run_url: str) -> str:
     return run_layout.url(run_url, run_layout.LEDGER)
-
-
-def batch_tag(batch: int | None) -> str:
-    """The batch part of a record key and of the Pushgateway grouping key (``none`` for whole-run steps)."""
-    return "none" if batch is None else f"{batch:05d}"
-
-
-def group_prefix(step: str, batch: int | None) -> str:
-    # Step names never contain dots, so the prefix of one (step, batch) cannot match another's keys.
-    return f"{step}.{batch_tag(batch)}."
 
 
 def make_record(
@@ -97,7 +81,7 @@ def account_step(
     device_count: int,
     outcome: str = "succeeded",
 ) -> dict[str, Any]:
-    """Append the ledger record of one step attempt and push its metrics; return the record.
+    """Append the ledger record of one step attempt; return the record.
 
     Parameters
     ----------
@@ -112,8 +96,7 @@ def account_step(
     outcome : {"succeeded", "failed"}
         Failed attempts cost money too; only succeeded ``train`` attempts complete a batch.
 
-    The Pushgateway push (when ``GENOSYNTH_PUSHGATEWAY`` is set) is best effort: the ledger record is
-    the truth and is written first, so a monitoring outage never fails or loses a paid-for step.
+    The runner calls this through :func:`genosynth.cost.publish.account`, which also pushes the metrics.
     """
     config = RunConfig.load(run_url)
     table = prices.price_table(config.prices)
@@ -122,17 +105,6 @@ def account_step(
                          device_kind=device_kind, device_count=device_count, price_per_hour=rate,
                          outcome=outcome)
     append(run_url, record)
-    gateway = os.environ.get(PUSHGATEWAY_ENV)
-    if gateway:
-        from genosynth.cost import metrics
-
-        try:
-            metrics.push_group(gateway, run_url, step, batch, read_records(run_url, step=step, batch=batch))
-            # The finalize step marks the run finished; any later step (a resumed run) marks it running.
-            metrics.push_run(gateway, run_url, budget_dollars=config.budget_dollars,
-                             batches_total=batches_total(run_url), finished=step == FINALIZE_STEP)
-        except OSError as exc:
-            log.warning("could not push cost metrics to %s: %s", gateway, exc)
     return record
 
 
@@ -169,7 +141,7 @@ def batches_total(run_url: str) -> int | None:
 
 
 def batches_done(records: Iterable[Mapping[str, Any]]) -> int:
-    """Distinct batches with a succeeded training attempt."""
+    """Distinct batches with a succeeded training attempt (the counter of one train task is 0 or 1)."""
     return len({r["batch"] for r in records
                 if r["step"] == TRAIN_STEP and r["batch"] is not None and r.get("outcome") == "succeeded"})
 
@@ -197,6 +169,8 @@ def totals(records: list[Mapping[str, Any]]) -> dict[str, Any]:
             row["dollars"] += r["dollars"]
     return {
         "dollars_spent": dollars_spent,
+        "gpu_seconds": gpu_seconds,
+        "cpu_seconds": cpu_seconds,
         "gpu_hours": gpu_seconds / 3600.0,
         "cpu_hours": cpu_seconds / 3600.0,
         "attempts": len(records),

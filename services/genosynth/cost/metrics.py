@@ -21,6 +21,9 @@ from prometheus_client import CollectorRegistry, delete_from_gateway, push_to_ga
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from genosynth.cost import ledger
+from genosynth.cost.keys import TRAIN_STEP, batch_tag
+
 JOB = "genosynth"
 RUN_GROUP_STEP = "run"
 PUSH_TIMEOUT_SECONDS = 10.0
@@ -47,8 +50,6 @@ SERIES = (
 
 
 def grouping_key(run_url: str, step: str, batch: int | None) -> dict[str, str]:
-    from genosynth.cost.ledger import batch_tag
-
     return {"run": run_url, "step": step, "batch": batch_tag(batch)}
 
 
@@ -58,35 +59,25 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
 
 
 class GroupCollector(Collector):
-    """The metrics of one task, computed from its ledger records (all attempts)."""
+    """The metrics of one task, computed from its ledger records (all attempts) by ``ledger.totals``."""
 
     def __init__(self, records: Sequence[Mapping[str, Any]]):
         self.records = list(records)
 
     def collect(self) -> Iterator[Any]:
-        gpu_seconds = cpu_seconds = dollars = 0.0
-        failures = 0
-        for r in self.records:
-            device_seconds = r["seconds"] * r["device_count"]
-            if r["gpu"]:
-                gpu_seconds += device_seconds
-            else:
-                cpu_seconds += device_seconds
-            dollars += r["dollars"]
-            failures += r.get("outcome") == "failed"
+        totals = ledger.totals(self.records)
         yield _counter("genosynth_gpu_seconds_total", "GPU-seconds held (requested GPUs x seconds).",
-                       gpu_seconds)
+                       totals["gpu_seconds"])
         yield _counter("genosynth_cpu_seconds_total", "CPU core-seconds held (requested cores x seconds).",
-                       cpu_seconds)
+                       totals["cpu_seconds"])
         yield _counter("genosynth_cost_dollars_total", "Dollars charged (devices x hours x hourly price).",
-                       dollars)
+                       totals["dollars_spent"])
         yield _counter("genosynth_step_attempts_total", "Step attempts, failed ones included.",
-                       len(self.records))
-        yield _counter("genosynth_step_failures_total", "Failed step attempts.", failures)
-        if any(r["step"] == "train" and r["batch"] is not None for r in self.records):
-            done = any(r["step"] == "train" and r.get("outcome") == "succeeded" for r in self.records)
+                       totals["attempts"])
+        yield _counter("genosynth_step_failures_total", "Failed step attempts.", totals["failed_attempts"])
+        if any(r["step"] == TRAIN_STEP and r["batch"] is not None for r in self.records):
             yield _counter("genosynth_batches_completed_total", "SNP batches whose training succeeded.",
-                           1.0 if done else 0.0)
+                           float(ledger.batches_done(self.records)))
         yield _histogram([r["seconds"] for r in self.records])
 
 

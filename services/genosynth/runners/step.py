@@ -146,6 +146,6 @@ def _cpu_threads() -> int:
 
 
 def _account(run_url: str, **record: object) -> None:
-    from genosynth.cost.ledger import account_step
+    from genosynth.cost import publish
 
-    account_step(run_url, **record)  # type: ignore[arg-type]
+    publish.account(run_url, **record)
