@@ -11,9 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from genosynth import run_layout, storage
 from genosynth.cost import gate, ledger
 from genosynth.run_config import RunConfig
+from genosynth.run_state import BatchPlan
 
 BATCHES = 5000
 
@@ -22,8 +22,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         run_url = str(Path(folder) / "run")
         RunConfig(dataset_url="bench", batch_snps=17).save(run_url)
-        batches = [{"batch": b, "chr": "1", "start": 17 * b, "stop": 17 * (b + 1)} for b in range(BATCHES)]
-        storage.write_json(run_layout.url(run_url, run_layout.PREP_BATCHES), {"batches": batches})
+        BatchPlan.build({"batch": b, "chr": "1", "start": 17 * b, "stop": 17 * (b + 1),
+                         "context_start": 17 * b, "context_stop": 17 * (b + 1), "run_start": 0,
+                         "positioned": True}
+                        for b in range(BATCHES)).write(run_url)
 
         started = time.perf_counter()
         for b in range(BATCHES):

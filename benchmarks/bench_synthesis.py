@@ -25,6 +25,7 @@ from genosynth.generate import step as generate_step
 from genosynth.gwas import run_gwas
 from genosynth.prep import step as prep_step
 from genosynth.run_config import RunConfig
+from genosynth.run_state import BatchPlan
 from genosynth.train import step as train_step
 
 COHORTS = {"hs1940": ["trait1", "trait6"], "demo": None}
@@ -55,11 +56,11 @@ def synthesise(dataset_url: str, run_url: str, family: str, traits: list[str], s
     started = time.perf_counter()
     prep_step.run(run_url)
     seconds["prep"] = time.perf_counter() - started
-    batches = storage.read_json(run_layout.url(run_url, run_layout.PREP_BATCHES))["batches"]
+    batches = BatchPlan.read(run_url).batches
     for name, function in (("train", train_step.run), ("generate", generate_step.run)):
         started = time.perf_counter()
         for entry in batches:
-            function(run_url, entry["batch"])
+            function(run_url, entry.batch)
         seconds[name] = time.perf_counter() - started
     started = time.perf_counter()
     assemble.run(run_url)

@@ -231,16 +231,10 @@ validate(STEPS)
 
 # --- batches ----------------------------------------------------------------------------------------
 def read_batches(run_url: str) -> list[int]:
-    """Batch numbers listed in ``prep/batches.json`` (written by prep), in order."""
-    url = run_layout.url(run_url, run_layout.PREP_BATCHES)
-    if not storage.exists(url):
-        raise InputError(url, "no batch list: the prep step has not committed yet")
-    document = storage.read_json(url)
-    try:
-        batches = [int(entry["batch"]) for entry in document["batches"]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(url, f"expected {{'batches': [{{'batch': int, ...}}, ...]}}, found {exc!r}") from exc
-    return batches
+    """Batch numbers of the run's batch plan (``prep/batches.json``, written by prep), in order."""
+    from genosynth.run_state import BatchPlan
+
+    return BatchPlan.read(run_url).numbers
 
 
 #: At most this many groups per fan-out step: each group is a pod plus its retry node in the Workflow's

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from genosynth import run_layout, storage
 from genosynth.run_config import RunConfig
+from genosynth.run_state import BatchPlan
 
 REPO = Path(__file__).resolve().parents[2]
 RULES_FILE = REPO / "charts" / "genosynth" / "files" / "prometheus-rules.yaml"
@@ -32,10 +32,9 @@ def make_run(run_url: str, *, n_batches: int = 4, batch_snps: int = 2000, **conf
     """A run as prep leaves it: ``config.json`` and ``prep/batches.json`` with ``n_batches`` batches."""
     RunConfig(dataset_url="demo", batch_snps=batch_snps, **config).save(run_url)
     batches = [{"batch": b, "chr": "1", "start": b * batch_snps, "stop": (b + 1) * batch_snps,
-                "context_start": b * batch_snps, "context_stop": (b + 1) * batch_snps}
-               for b in range(n_batches)]
-    storage.write_json(run_layout.url(run_url, run_layout.PREP_BATCHES),
-                       {"batches": batches, "phenotype_groups": [["trait1"]]})
+                "context_start": b * batch_snps, "context_stop": (b + 1) * batch_snps, "run_start": 0,
+                "positioned": True} for b in range(n_batches)]
+    BatchPlan.build(batches, [["trait1"]]).write(run_url)
     return run_url
 
 

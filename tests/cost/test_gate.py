@@ -86,7 +86,7 @@ def test_environment_names_the_training_device(run_url, monkeypatch):
 def test_gate_before_prep_is_an_input_error(tmp_path):
     run_url = str(tmp_path / "run")
     RunConfig(dataset_url="demo").save(run_url)
-    with pytest.raises(InputError, match=r"batches\.json: missing"):
+    with pytest.raises(InputError, match=r"batches\.json: no batch plan"):
         gate.run(run_url)
 
 

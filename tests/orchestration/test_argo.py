@@ -180,14 +180,15 @@ def test_batch_groups_keep_the_workflow_small():
 
 def test_step_command_writes_batch_groups_for_withparam(tmp_path):
     """What prep's Argo task runs: the step, then the batch groups as JSON for `withParam`."""
-    from genosynth import run_layout, storage
+    from genosynth import storage
     from genosynth.run_config import RunConfig
+    from genosynth.run_state import BatchPlan
 
     run_url = str(tmp_path / "run")
     RunConfig(dataset_url="unused://dataset").save(run_url)
-    storage.write_json(
-        run_layout.url(run_url, run_layout.PREP_BATCHES), {"batches": [{"batch": b} for b in range(70)]}
-    )
+    BatchPlan.build({"batch": b, "chr": "1", "start": b, "stop": b + 1, "context_start": b,
+                     "context_stop": b + 1, "run_start": 0, "positioned": True}
+                    for b in range(70)).write(run_url)
     storage.write_json(pipeline.marker_url(run_url, "prep"), {"step": "prep"})  # prep already committed
     out = tmp_path / "outputs" / "groups.json"
     result = subprocess.run(

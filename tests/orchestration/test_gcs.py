@@ -8,15 +8,18 @@ import sys
 import pytest
 
 from genosynth import pipeline, run_layout, storage
+from genosynth.run_state import BatchPlan
 
 
 def test_storage_round_trip_on_the_emulator(gcs_env):
     fs, _ = storage.filesystem("gs://genosynth-storage/x")
     fs.mkdir("genosynth-storage")
     base = "gs://genosynth-storage/run"
-    storage.write_json(storage.join(base, "prep/batches.json"), {"batches": [{"batch": 0}, {"batch": 1}]})
+    BatchPlan.build({"batch": b, "chr": "1", "start": 5 * b, "stop": 5 * b + 5, "context_start": 5 * b,
+                     "context_stop": 5 * b + 5, "run_start": 0, "positioned": True}
+                    for b in range(2)).write(base)
     storage.write_bytes(storage.join(base, "train/batch-00000/model.bin"), b"\x00\x01")
-    assert storage.read_json(storage.join(base, "prep/batches.json"))["batches"][1] == {"batch": 1}
+    assert storage.read_json(storage.join(base, "prep/batches.json"))["batches"][1]["start"] == 5
     assert storage.list_keys(base) == ["prep", "train"]
     assert not storage.is_committed(storage.join(base, "train/batch-00000"))
     storage.commit(storage.join(base, "train/batch-00000"), {"files": 1})

@@ -13,6 +13,7 @@ from genosynth import pipeline, run_layout, storage
 from genosynth.errors import InputError
 from genosynth.pipeline import Resources, Step
 from genosynth.run_config import RunConfig
+from genosynth.run_state import BatchPlan
 
 N_BATCHES = 5
 
@@ -24,8 +25,9 @@ def prep(run_url: str, batch: int | None = None) -> None:
             run_layout.url(run_url, run_layout.CONFIG), "unknown model 'bad-model'", column="model"
         )
     n_batches = config.model_options.get("n_batches", N_BATCHES)
-    batches = [{"batch": b, "chr": "1", "start": 10 * b, "stop": 10 * b + 10} for b in range(n_batches)]
-    storage.write_json(run_layout.url(run_url, run_layout.PREP_BATCHES), {"batches": batches})
+    batches = [{"batch": b, "chr": "1", "start": 10 * b, "stop": 10 * b + 10, "context_start": 10 * b,
+                "context_stop": 10 * b + 10, "run_start": 0, "positioned": True} for b in range(n_batches)]
+    BatchPlan.build(batches).write(run_url)
 
 
 def train(run_url: str, batch: int | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from genosynth.prep.batching import make_batches, phenotype_groups, snp_runs
 from genosynth.prep.step import split_individuals
@@ -55,3 +56,29 @@ def test_split_is_disjoint_seeded_and_sized():
     again = split_individuals(1000, 0.2, seed=3)
     assert np.array_equal(again[0], train)
     assert not np.array_equal(split_individuals(1000, 0.2, seed=4)[1], holdout)
+
+
+def test_the_batch_plan_round_trips_and_names_its_file_when_damaged(tmp_path):
+    from genosynth import storage
+    from genosynth.errors import InputError
+    from genosynth.run_state import BatchPlan, plan_url
+
+    run_url = str(tmp_path / "run")
+    variants = _variants(["1"] * 900 + ["2"] * 300, [True] * 1200)
+    plan = BatchPlan.build(make_batches(variants, batch_snps=400, context_snps=20), [["a", "b"], ["c"]])
+    plan.write(run_url)
+    again = BatchPlan.read(run_url)
+    assert again == plan
+    assert again.numbers == list(range(len(plan.batches)))
+    assert sum(b.n_snps for b in again.batches) == 1200
+    with pytest.raises(InputError, match="out of range"):
+        again.batch(len(plan.batches), source=plan_url(run_url))
+
+    document = storage.read_json(plan_url(run_url))
+    del document["batches"][1]["stop"]
+    storage.write_json(plan_url(run_url), document)
+    with pytest.raises(InputError, match=r"batches\.json: not a batch plan"):
+        BatchPlan.read(run_url)
+    storage.write_json(plan_url(run_url), {**plan.to_json(), "schema_version": 99})
+    with pytest.raises(InputError, match="schema_version 1 expected, found 99"):
+        BatchPlan.read(run_url)

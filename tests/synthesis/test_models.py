@@ -9,16 +9,17 @@ import torch
 from genosynth.errors import InputError
 from genosynth.models import families, get_family, load_model
 from genosynth.models.mosaic import donor_path
+from genosynth.run_state import SnpBatch
 
-BATCH = {"batch": 0, "chr": "1", "start": 30, "stop": 230, "context_start": 0, "context_stop": 260,
-         "run_start": 0, "positioned": True}
+BATCH = SnpBatch(batch=0, chr="1", start=30, stop=230, context_start=0, context_stop=260, run_start=0,
+                 positioned=True)
 PLAN = {"n_synthetic": 300, "switch_rate": 0.01, "mutation_rate": 0.002}
 OPTIONS = {"epochs": 40}
 
 
 @pytest.fixture(scope="module")
 def real_block(demo_dataset):
-    return demo_dataset.dosages(BATCH["context_start"], BATCH["context_stop"])
+    return demo_dataset.dosages(BATCH.context_start, BATCH.context_stop)
 
 
 def _adjacent_r2(dosages: np.ndarray, lag: int) -> np.ndarray:
@@ -40,8 +41,8 @@ def test_family_keeps_allele_frequencies_and_short_range_ld(family, real_block, 
     cls = get_family(family)
     model = cls.fit(real_block, batch=BATCH, plan=PLAN, seed=5, options=OPTIONS, device=torch.device("cpu"))
     synthetic = model.sample(300, batch=BATCH, plan=PLAN, seed=5, device=torch.device("cpu"))
-    own = real_block[:, BATCH["start"] - BATCH["context_start"] : BATCH["stop"] - BATCH["context_start"]]
-    assert synthetic.shape == (300, BATCH["stop"] - BATCH["start"])
+    own = real_block[:, BATCH.start - BATCH.context_start : BATCH.stop - BATCH.context_start]
+    assert synthetic.shape == (300, BATCH.stop - BATCH.start)
     assert synthetic.dtype == np.float32
     assert set(np.unique(synthetic[~np.isnan(synthetic)])) <= {0.0, 1.0, 2.0}
     af_real, af_synth = np.nanmean(own, axis=0) / 2, np.nanmean(synthetic, axis=0) / 2

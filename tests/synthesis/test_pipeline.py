@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genosynth import run_layout, storage
+from genosynth import run_layout
 from genosynth.formats.dataset import Dataset
 from genosynth.generate import assemble
 from genosynth.generate import step as generate_step
 from genosynth.gwas import run_gwas
 from genosynth.prep import step as prep_step
 from genosynth.run_config import RunConfig
+from genosynth.run_state import BatchPlan
 from genosynth.train import step as train_step
 
 BATCH_SNPS = 400  # several batches per chromosome, so batch edges are exercised
@@ -24,11 +25,11 @@ BATCH_SNPS = 400  # several batches per chromosome, so batch edges are exercised
 def _synthesise(dataset_url: str, run_url: str, **config) -> Dataset:
     RunConfig(dataset_url=dataset_url, seed=11, batch_snps=BATCH_SNPS, **config).save(run_url)
     prep_step.run(run_url)
-    batches = storage.read_json(run_layout.url(run_url, run_layout.PREP_BATCHES))["batches"]
+    batches = BatchPlan.read(run_url).batches
     for entry in batches:
-        train_step.run(run_url, entry["batch"])
+        train_step.run(run_url, entry.batch)
     for entry in reversed(batches):  # order must not matter: batches run in parallel
-        generate_step.run(run_url, entry["batch"])
+        generate_step.run(run_url, entry.batch)
     assemble.run(run_url)
     return Dataset.open(run_layout.url(run_url, run_layout.SYNTHETIC))
 
@@ -56,14 +57,14 @@ def test_prep_splits_individuals_and_batches_snps(mosaic_run, demo_dataset):
     assert not set(train.sample_ids) & set(holdout.sample_ids)
     assert abs(holdout.n_samples / (train.n_samples + holdout.n_samples) - 0.2) < 0.01
     assert train.variants["id"].tolist() == holdout.variants["id"].tolist()
-    layout = storage.read_json(run_layout.url(run_url, run_layout.PREP_BATCHES))
-    owned = np.concatenate([np.arange(b["start"], b["stop"]) for b in layout["batches"]])
+    plan = BatchPlan.read(run_url)
+    owned = np.concatenate([np.arange(b.start, b.stop) for b in plan.batches])
     assert np.array_equal(owned, np.arange(train.n_variants))
-    assert max(b["stop"] - b["start"] for b in layout["batches"]) <= BATCH_SNPS
-    grouped = [c for group in layout["phenotype_groups"] for c in group]
+    assert max(b.n_snps for b in plan.batches) <= BATCH_SNPS
+    grouped = [c for group in plan.phenotype_groups for c in group]
     assert sorted(grouped) == sorted(c for c in train.samples.columns if c != "id")
     # body_weight and tail_length share QTL and environment in the demo: one group.
-    assert any({"body_weight", "tail_length"} <= set(g) for g in layout["phenotype_groups"])
+    assert any({"body_weight", "tail_length"} <= set(g) for g in plan.phenotype_groups)
 
 
 def test_synthetic_cohort_keeps_shape_frequencies_and_is_unreleased(mosaic_run):

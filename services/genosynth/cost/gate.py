@@ -17,11 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from genosynth import pipeline, run_layout, storage
+from genosynth import pipeline, run_layout
 from genosynth.cost import ledger, prices
 from genosynth.errors import BudgetExceededError, InputError
 from genosynth.pipeline import Step
 from genosynth.run_config import RunConfig
+from genosynth.run_state import BatchPlan
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +134,7 @@ def _cores(quantity: str) -> int:
 def estimate(run_url: str) -> GateDecision:
     """What the per-batch steps still to run would cost, next to what the run has spent."""
     config = RunConfig.load(run_url)
-    batches_url = run_layout.url(run_url, run_layout.PREP_BATCHES)
-    if not storage.exists(batches_url):
-        raise InputError(batches_url, "missing: the budget gate runs after prep")
-    batches = storage.read_json(batches_url).get("batches", [])
+    batches = BatchPlan.read(run_url).batches
     records = ledger.read_records(run_url)
     n_train = _training_individuals(run_url)
     steps = []
@@ -144,12 +142,12 @@ def estimate(run_url: str) -> GateDecision:
         per_snp = n_train * default_rate(config.model, step.name)
         step_records = [r for r in records if r["step"] == step.name]
         done = {r["batch"] for r in step_records if r.get("outcome") == "succeeded"}
-        remaining = [b for b in batches if b["batch"] not in done]
+        remaining = [b for b in batches if b.batch not in done]
         succeeded = [r["seconds"] for r in step_records if r.get("outcome") == "succeeded"]
         if succeeded:
             seconds, source = sum(succeeded) / len(succeeded), "ledger"
         else:
-            snps = [b["stop"] - b["start"] for b in remaining] or [config.batch_snps]
+            snps = [b.n_snps for b in remaining] or [config.batch_snps]
             seconds, source = per_snp * sum(snps) / len(snps), "default"
         kind, count = _device(step, step_records)
         rate = prices.price_per_hour(kind, config.prices)

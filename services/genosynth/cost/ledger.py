@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from genosynth import run_layout, storage
+from genosynth import run_layout, run_state, storage
 from genosynth.cost import prices
 from genosynth.cost.keys import TRAIN_STEP, group_prefix
 from genosynth.errors import InputError
@@ -134,10 +134,9 @@ def read_records(run_url: str, *, step: str | None = None, batch: int | None = N
 
 def batches_total(run_url: str) -> int | None:
     """Number of SNP batches planned by prep (None before prep has written ``prep/batches.json``)."""
-    url = run_layout.url(run_url, run_layout.PREP_BATCHES)
-    if not storage.exists(url):
+    if not storage.exists(run_state.plan_url(run_url)):
         return None
-    return len(storage.read_json(url).get("batches", []))
+    return len(run_state.BatchPlan.read(run_url).batches)
 
 
 def batches_done(records: Iterable[Mapping[str, Any]]) -> int:

@@ -14,24 +14,23 @@ import numpy as np
 
 from genosynth import run_layout, storage
 from genosynth.formats.dataset import Dataset, DatasetWriter
-from genosynth.generate.step import read_batch_dosages
 from genosynth.phenotypes.model import fit_phenotype_model, sample_phenotypes
-from genosynth.prep.step import PLAN
 from genosynth.run_config import RunConfig
+from genosynth.run_state import BatchPlan, read_generated
 
 PHENOTYPE_MODEL_LOG = run_layout.PHENOTYPE_MODEL_LOG
 
 
 def run(run_url: str, batch: int | None = None) -> None:
     config = RunConfig.load(run_url)
-    layout = storage.read_json(run_layout.url(run_url, run_layout.PREP_BATCHES))
-    batches = sorted(layout["batches"], key=lambda b: b["start"])
-    plan = storage.read_json(run_layout.url(run_url, PLAN))
+    batch_plan = BatchPlan.read(run_url)
+    plan = storage.read_json(run_layout.url(run_url, run_layout.PREP_PLAN))
     train = Dataset.open(run_layout.url(run_url, run_layout.PREP_TRAIN))
     n = int(plan["n_synthetic"])
     covariates = list(config.covariates) or train.covariates
     model = fit_phenotype_model(
-        train, traits=list(config.traits), covariates=covariates, groups=layout["phenotype_groups"],
+        train, traits=list(config.traits), covariates=covariates,
+        groups=[list(g) for g in batch_plan.phenotype_groups],
         options=config.model_options.get("phenotypes"),
     )
     storage.write_json(run_layout.url(run_url, PHENOTYPE_MODEL_LOG), model.describe())
@@ -41,10 +40,10 @@ def run(run_url: str, batch: int | None = None) -> None:
 
     def blocks() -> Iterator[tuple[int, np.ndarray]]:
         # One pass over the batches feeds both the genotype writer and the phenotype sampler.
-        for entry in batches:
-            dosages = read_batch_dosages(run_url, entry["batch"])
+        for entry in batch_plan.in_genome_order():
+            dosages = read_generated(run_url, entry.batch)
             writer.add(dosages)
-            yield entry["start"], dosages
+            yield entry.start, dosages
 
     ids = [f"syn{i + 1:06d}" for i in range(n)]
     samples = sample_phenotypes(model, blocks(), n=n, n_snps=train.n_variants, seed=config.seed, ids=ids)

@@ -11,13 +11,17 @@ context itself is regenerated, not shared).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from genosynth.models.arrays import to_calls
 from genosynth.models.base import GenotypeModel, batch_seed
+
+if TYPE_CHECKING:
+
+    from genosynth.run_state import SnpBatch
 
 _DEFAULTS = {"window": 8, "epochs": 60, "learning_rate": 0.1, "weight_decay": 1e-4}
 
@@ -42,17 +46,17 @@ class AutoregressiveModel(GenotypeModel):
         self.start, self.stop, self.context_start = start, stop, context_start
 
     @classmethod
-    def fit(cls, dosages: np.ndarray, *, batch: dict[str, Any], plan: dict[str, Any], seed: int,
+    def fit(cls, dosages: np.ndarray, *, batch: SnpBatch, plan: dict[str, Any], seed: int,
             options: dict[str, Any], device: torch.device) -> AutoregressiveModel:
         settings = {**_DEFAULTS, **{k: options[k] for k in _DEFAULTS if k in options}}
         window = int(settings["window"])
         # Only the left context is used: sampling walks left to right from context_start.
-        calls = to_calls(dosages[:, : batch["stop"] - batch["context_start"]])
+        calls = to_calls(dosages[:, : batch.stop - batch.context_start])
         observed = calls >= 0
         # Missing inputs are replaced by the SNP's most common call; missing targets carry no loss.
         counts = np.stack([(calls == c).sum(axis=0) for c in range(3)], axis=1)
         filled = np.where(observed, calls, counts.argmax(axis=1)[None, :])
-        generator = torch.Generator().manual_seed(batch_seed(seed, batch["batch"], 21))
+        generator = torch.Generator().manual_seed(batch_seed(seed, batch.batch, 21))
         x = torch.from_numpy(filled.astype(np.int64)).to(device)
         mask = torch.from_numpy(observed).to(device)
         m = x.shape[1]
@@ -73,16 +77,16 @@ class AutoregressiveModel(GenotypeModel):
             loss = nll + decay * (weights**2).sum()
             loss.backward()
             optimiser.step()
-        return cls(bias.detach().cpu().numpy(), weights.detach().cpu().numpy(), int(batch["start"]),
-                   int(batch["stop"]), int(batch["context_start"]))
+        return cls(bias.detach().cpu().numpy(), weights.detach().cpu().numpy(), int(batch.start),
+                   int(batch.stop), int(batch.context_start))
 
-    def sample(self, n: int, *, batch: dict[str, Any], plan: dict[str, Any], seed: int,
+    def sample(self, n: int, *, batch: SnpBatch, plan: dict[str, Any], seed: int,
                device: torch.device) -> np.ndarray:
         window = self.weights.shape[1]
         bias = torch.from_numpy(self.bias).to(device)
         weights = torch.from_numpy(self.weights).to(device)
         m = bias.shape[0]
-        generator = torch.Generator(device=device).manual_seed(batch_seed(seed, batch["batch"], 22))
+        generator = torch.Generator(device=device).manual_seed(batch_seed(seed, batch.batch, 22))
         history = torch.zeros(n, window, 3, device=device)  # most recent SNP first
         out = torch.empty(n, m, dtype=torch.int64, device=device)
         with torch.no_grad():

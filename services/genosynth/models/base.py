@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -22,6 +22,11 @@ import torch
 from genosynth import storage
 from genosynth.formats.dataset import Dataset
 from genosynth.models.arrays import write_arrays
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from genosynth.run_state import SnpBatch
 
 STATE_META = "model.json"
 STATE_ARRAYS = "model.arrays.z"
@@ -37,16 +42,16 @@ def pick_device(requested: str | None = None) -> torch.device:
 class GenotypeModel(ABC):
     """A fitted genotype model of one SNP batch.
 
-    ``batch`` dictionaries are entries of ``prep/batches.json``: ``start``/``stop`` index the SNPs of the
-    batch in ``prep/train``; ``context_start``/``context_stop`` the wider range the model may see;
-    ``run_start`` the first SNP of the contiguous chromosome run holding the batch.
+    ``batch`` is a :class:`genosynth.run_state.SnpBatch` of the run's plan: ``start``/``stop`` index the
+    SNPs of the batch in ``prep/train``; ``context_start``/``context_stop`` the wider range the model may
+    see; ``run_start`` the first SNP of the contiguous chromosome run holding the batch.
     """
 
     family: ClassVar[str] = ""
 
     @classmethod
     def plan(
-        cls, train: Dataset, holdout: Dataset, batches: list[dict[str, Any]], *, seed: int,
+        cls, train: Dataset, holdout: Dataset, batches: Sequence[SnpBatch], *, seed: int,
         options: dict[str, Any],
     ) -> dict[str, Any]:
         """Cohort-wide settings shared by all batches (default: only the synthetic cohort size)."""
@@ -55,14 +60,14 @@ class GenotypeModel(ABC):
     @classmethod
     @abstractmethod
     def fit(
-        cls, dosages: np.ndarray, *, batch: dict[str, Any], plan: dict[str, Any], seed: int,
+        cls, dosages: np.ndarray, *, batch: SnpBatch, plan: dict[str, Any], seed: int,
         options: dict[str, Any], device: torch.device,
     ) -> GenotypeModel:
         """Fit on training dosages ``(n_train, context_stop - context_start)`` float, NaN missing."""
 
     @abstractmethod
     def sample(
-        self, n: int, *, batch: dict[str, Any], plan: dict[str, Any], seed: int, device: torch.device,
+        self, n: int, *, batch: SnpBatch, plan: dict[str, Any], seed: int, device: torch.device,
     ) -> np.ndarray:
         """Synthetic dosages ``(n, stop - start)`` float32 (NaN missing) of the batch's own SNPs."""
 

@@ -20,7 +20,7 @@ wide relatedness, which a LOCO GWAS relies on) while no one is a relative of any
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,11 @@ from genosynth.formats.dataset import Dataset
 from genosynth.models.arrays import to_calls, to_dosages
 from genosynth.models.base import GenotypeModel
 from genosynth.models.hashing import hash_integers, hash_pairs, hash_uniform
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from genosynth.run_state import SnpBatch
 
 _STREAM_SWITCH, _STREAM_DONOR, _STREAM_MUTATE, _STREAM_MUTANT_DONOR = 11, 12, 13, 14
 _CALIBRATION_SNPS = 2000
@@ -264,10 +269,10 @@ def family_plan(relatives: np.ndarray, n: int, seed: int) -> np.ndarray:
     return family_of
 
 
-def _subsample(batches: list[dict[str, Any]], limit: int) -> tuple[np.ndarray, np.ndarray]:
+def _subsample(batches: Sequence[SnpBatch], limit: int) -> tuple[np.ndarray, np.ndarray]:
     """Evenly spaced SNP indices over all batches (``limit`` at most) and first-of-run flags."""
-    owned = np.concatenate([np.arange(b["start"], b["stop"]) for b in batches])
-    run_of = np.concatenate([np.full(b["stop"] - b["start"], b["run_start"]) for b in batches])
+    owned = np.concatenate([np.arange(b.start, b.stop) for b in batches])
+    run_of = np.concatenate([np.full(b.stop - b.start, b.run_start) for b in batches])
     pick = np.unique(np.linspace(0, len(owned) - 1, min(limit, len(owned))).round().astype(int))
     index, runs = owned[pick], run_of[pick]
     first = np.ones(len(index), dtype=bool)
@@ -299,7 +304,7 @@ class MosaicModel(GenotypeModel):
         self.start, self.stop = start, stop
 
     @classmethod
-    def plan(cls, train: Dataset, holdout: Dataset, batches: list[dict[str, Any]], *, seed: int,
+    def plan(cls, train: Dataset, holdout: Dataset, batches: Sequence[SnpBatch], *, seed: int,
              options: dict[str, Any]) -> dict[str, Any]:
         plan = super().plan(train, holdout, batches, seed=seed, options=options)
         mutation_rate = float(options.get("mutation_rate", _DEFAULT_MUTATION_RATE))
@@ -311,8 +316,8 @@ class MosaicModel(GenotypeModel):
         else:
             train_g = _mean_impute(_columns(train, index))
             holdout_g = _mean_impute(_columns(holdout, index))
-            widest = max(batches, key=lambda b: b["stop"] - b["start"])
-            curve = ld_curve(train.dosages(widest["start"], widest["stop"]), _LD_MAX_LAG)
+            widest = max(batches, key=lambda b: b.n_snps)
+            curve = ld_curve(train.dosages(widest.start, widest.stop), _LD_MAX_LAG)
             rate, log = calibrate_switch_rate(
                 train_g, holdout_g, index, first, curve, mutation_rate=mutation_rate, seed=seed,
                 max_ld_loss=float(options.get("max_ld_loss", _DEFAULT_MAX_LD_LOSS)),
@@ -326,18 +331,18 @@ class MosaicModel(GenotypeModel):
         return plan
 
     @classmethod
-    def fit(cls, dosages: np.ndarray, *, batch: dict[str, Any], plan: dict[str, Any], seed: int,
+    def fit(cls, dosages: np.ndarray, *, batch: SnpBatch, plan: dict[str, Any], seed: int,
             options: dict[str, Any], device: torch.device) -> MosaicModel:
-        offset = batch["start"] - batch["context_start"]
-        own = dosages[:, offset : offset + batch["stop"] - batch["start"]]
-        return cls(to_calls(own), batch["start"], batch["stop"])
+        offset = batch.start - batch.context_start
+        own = dosages[:, offset : offset + batch.stop - batch.start]
+        return cls(to_calls(own), batch.start, batch.stop)
 
-    def sample(self, n: int, *, batch: dict[str, Any], plan: dict[str, Any], seed: int,
+    def sample(self, n: int, *, batch: SnpBatch, plan: dict[str, Any], seed: int,
                device: torch.device) -> np.ndarray:
         individuals = np.arange(n)
         n_donors = self.panel.shape[0]
         rate = float(plan["switch_rate"])
-        run_start = int(batch["run_start"])
+        run_start = int(batch.run_start)
         family = np.asarray(plan.get("family_of") or np.arange(n), dtype=np.int64)[:n]
         # Each family has two parental paths over the donors; each member follows one parent or the
         # other, switching along the genome: members share segments genome-wide, like sibs.

@@ -19,8 +19,7 @@ from genosynth.formats.dataset import Dataset, DatasetWriter
 from genosynth.models import get_family
 from genosynth.prep.batching import make_batches, phenotype_groups
 from genosynth.run_config import RunConfig
-
-PLAN = run_layout.PREP_PLAN
+from genosynth.run_state import BatchPlan
 
 
 def split_individuals(n: int, holdout_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,9 +73,9 @@ def run(run_url: str, batch: int | None = None) -> None:
     })
     batches = make_batches(train.variants, config.batch_snps, config.model_options.get("context_snps"))
     columns = [c for c in train.samples.columns if c != "id"]
-    storage.write_json(run_layout.url(run_url, run_layout.PREP_BATCHES), {
-        "batches": batches, "phenotype_groups": phenotype_groups(train.samples, columns),
-    })
+    batch_plan = BatchPlan.build(batches, phenotype_groups(train.samples, columns))
+    batch_plan.write(run_url)
     family = get_family(config.model)
-    plan = family.plan(train, holdout, batches, seed=config.seed, options=dict(config.model_options))
-    storage.write_json(run_layout.url(run_url, PLAN), {"model": config.model, **plan})
+    plan = family.plan(train, holdout, batch_plan.batches, seed=config.seed,
+                       options=dict(config.model_options))
+    storage.write_json(run_layout.url(run_url, run_layout.PREP_PLAN), {"model": config.model, **plan})
