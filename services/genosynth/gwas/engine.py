@@ -19,6 +19,7 @@ sums (one per chromosome with ``loco`` when they fit in ``max_kinship_bytes``, e
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 
 from genosynth.errors import InputError
 from genosynth.formats.dataset import Dataset
@@ -170,6 +172,27 @@ def _batches(runs: list[tuple[int, int]], size: int):
             yield lo, min(stop, lo + size)
 
 
+def cpu_threads() -> int:
+    """The process's share of the cores: ``OMP_NUM_THREADS`` when set (the local runner sets it per
+    worker), else the cores this process may run on."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def fixed_threads(count: int):
+    """BLAS (every library threadpoolctl sees) and torch on ``count`` threads, restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        with threadpool_limits(limits=count):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_gwas(
     dataset: Dataset | str,
     traits: Sequence[str],
@@ -185,6 +208,7 @@ def run_gwas(
     max_kinship_bytes: int = 1 << 30,
     max_genotype_bytes: int = 1 << 30,
     progress: Callable[[str], None] | None = None,
+    threads: int | None = None,
 ) -> GwasResult:
     """GWAS of ``traits`` on ``dataset`` with a per-SNP linear model or GEMMA's exact LMM.
 
@@ -205,6 +229,8 @@ def run_gwas(
     max_kinship_bytes : memory for the per-chromosome kinship sums of LOCO (else recomputed).
     max_genotype_bytes : memory for the decoded dosages of the cohort, kept between the two passes
         (else read twice).
+    threads : BLAS and torch threads for the whole run (default :func:`cpu_threads`), set once here so
+        that nothing oversubscribes the cores and two runs with the same count give the same bytes.
 
     Returns
     -------
@@ -216,6 +242,13 @@ def run_gwas(
     >>> result.log["traits"]["trait1"]["pve"]  # doctest: +SKIP
     0.6088...
     """
+    with fixed_threads(threads or cpu_threads()):
+        return _run_gwas(dataset, traits, covariates, model, loco, samples, missing, settings, batch_snps,
+                         device, max_kinship_bytes, max_genotype_bytes, progress)
+
+
+def _run_gwas(dataset, traits, covariates, model, loco, samples, missing, settings, batch_snps, device,
+              max_kinship_bytes, max_genotype_bytes, progress) -> GwasResult:
     ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
     if model not in MODELS:
         raise InputError(ds.url, f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
