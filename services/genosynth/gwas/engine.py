@@ -12,8 +12,10 @@ What GEMMA does, and so what this does (per trait, as if GEMMA were run with ``-
 * tested SNP: missing calls imputed with the mean over the analysed individuals.
 
 Genotypes are read batch by batch: the first pass computes filters and the kinship sums, the second pass
-(lmm) rotates each batch and tests it. Memory is flat in the number of SNPs apart from the (n, n) kinship
-sums (one per chromosome with ``loco`` when they fit in ``max_kinship_bytes``, else recomputed).
+(lmm) rotates each batch and tests it; the decoded dosages are kept between the passes when they fit in
+``max_genotype_bytes`` (else read again). Apart from them, memory is flat in the number of SNPs but for
+the (n, n) kinship sums (one per chromosome with ``loco`` when they fit in ``max_kinship_bytes``, else
+recomputed).
 """
 
 from __future__ import annotations
