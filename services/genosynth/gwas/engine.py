@@ -12,12 +12,17 @@ What GEMMA does, and so what this does (per trait, as if GEMMA were run with ``-
 * tested SNP: missing calls imputed with the mean over the analysed individuals.
 
 Genotypes are read batch by batch: the first pass computes filters and the kinship sums, the second pass
-(lmm) rotates each batch and tests it. Memory is flat in the number of SNPs apart from the (n, n) kinship
-sums (one per chromosome with ``loco`` when they fit in ``max_kinship_bytes``, else recomputed).
+(lmm) rotates each batch and tests it; the decoded dosages are kept between the passes when they fit in
+``max_genotype_bytes`` (else read again). Apart from them, memory is flat in the number of SNPs but for
+the (n, n) kinship sums (one per chromosome with ``loco`` when they fit in ``max_kinship_bytes``, else
+recomputed).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 
 from genosynth.errors import InputError
 from genosynth.formats.dataset import Dataset
@@ -44,6 +50,45 @@ class GwasResult:
 
     table: pd.DataFrame
     log: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase; not part of the log
+
+
+class _Clock:
+    """Wall seconds per phase (read, filters, lm, kinship, eigen, rotate, reml, table)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
+
+
+class _Genotypes:
+    """The cohort's dosages, decoded once: kept in memory (float32, as stored) when they fit in
+    ``max_bytes``, else read again from the dataset for the second pass."""
+
+    def __init__(self, ds: Dataset, cohort: np.ndarray, max_bytes: int, clock: _Clock) -> None:
+        self.ds, self.cohort, self.clock = ds, cohort, clock
+        n = int(cohort.sum())
+        fits = n * ds.n_variants * 4 <= max_bytes
+        self.kept = np.empty((n, ds.n_variants), dtype=np.float32) if fits else None
+        self.filled = 0
+
+    def block(self, start: int, stop: int) -> np.ndarray:
+        """(n_cohort, stop - start) float32 dosages, NaN for missing."""
+        with self.clock("read"):
+            if self.kept is not None and stop <= self.filled:
+                return self.kept[:, start:stop]
+            block = self.ds.dosages(start, stop)[self.cohort]
+            if self.kept is not None and start == self.filled:
+                self.kept[:, start:stop] = block
+                self.filled = stop
+            return block
 
 
 @dataclass
@@ -129,6 +174,27 @@ def _batches(runs: list[tuple[int, int]], size: int):
             yield lo, min(stop, lo + size)
 
 
+def cpu_threads() -> int:
+    """The process's share of the cores: ``OMP_NUM_THREADS`` when set (the local runner sets it per
+    worker), else the cores this process may run on."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def fixed_threads(count: int):
+    """BLAS (every library threadpoolctl sees) and torch on ``count`` threads, restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        with threadpool_limits(limits=count):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_gwas(
     dataset: Dataset | str,
     traits: Sequence[str],
@@ -142,7 +208,9 @@ def run_gwas(
     batch_snps: int = 4096,
     device: torch.device | str | None = None,
     max_kinship_bytes: int = 1 << 30,
+    max_genotype_bytes: int = 1 << 30,
     progress: Callable[[str], None] | None = None,
+    threads: int | None = None,
 ) -> GwasResult:
     """GWAS of ``traits`` on ``dataset`` with a per-SNP linear model or GEMMA's exact LMM.
 
@@ -160,6 +228,11 @@ def run_gwas(
     settings : SNP filter thresholds (GEMMA defaults).
     batch_snps : SNPs read and tested per batch.
     device : torch device for the LMM (default: CUDA when present).
+    max_kinship_bytes : memory for the per-chromosome kinship sums of LOCO (else recomputed).
+    max_genotype_bytes : memory for the decoded dosages of the cohort, kept between the two passes
+        (else read twice).
+    threads : BLAS and torch threads for the whole run (default :func:`cpu_threads`), set once here so
+        that nothing oversubscribes the cores and two runs with the same count give the same bytes.
 
     Returns
     -------
@@ -171,6 +244,13 @@ def run_gwas(
     >>> result.log["traits"]["trait1"]["pve"]  # doctest: +SKIP
     0.6088...
     """
+    with fixed_threads(threads or cpu_threads()):
+        return _run_gwas(dataset, traits, covariates, model, loco, samples, missing, settings, batch_snps,
+                         device, max_kinship_bytes, max_genotype_bytes, progress)
+
+
+def _run_gwas(dataset, traits, covariates, model, loco, samples, missing, settings, batch_snps, device,
+              max_kinship_bytes, max_genotype_bytes, progress) -> GwasResult:
     ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
     if model not in MODELS:
         raise InputError(ds.url, f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
@@ -185,6 +265,7 @@ def run_gwas(
     dev = torch.device(device) if device is not None else default_device()
     say = progress or (lambda _msg: None)
 
+    clock = _Clock()
     cohort = _cohort(ds, samples)
     y, c, covariate_names = _design(ds, traits, covariates, cohort)
     n_cohort, n_snps = int(cohort.sum()), ds.n_variants
@@ -227,51 +308,38 @@ def run_gwas(
     excluded_sum: dict[int, np.ndarray] = {}
     chromosome_sums: dict[int, np.ndarray] = {}
     say("reading genotypes: filters" + (" and kinship" if model == "lmm" else " and tests"))
+    genotypes = _Genotypes(ds, cohort, max_genotype_bytes, clock)
     for start, stop in _batches(all_runs, batch_snps):
-        block = ds.dosages(start, stop)[cohort].astype(np.float64)
+        block = genotypes.block(start, stop).astype(np.float64)
         for group in groups:
-            stats = snp_filters.snp_filters(block[group.mask], group.covariates, settings)
+            with clock("filters"):
+                stats = snp_filters.snp_filters(block[group.mask], group.covariates, settings)
             group.reason[start:stop] = stats.reason
             group.af[start:stop] = stats.af
             group.n_miss[start:stop] = stats.n_miss
             if model == "lm":
                 keep = np.flatnonzero(stats.passed)
                 if keep.size:
-                    x = snp_filters.mean_impute(block[group.mask][:, keep], stats.af[keep])
-                    fit = linear_regression(x, group.covariates, y[group.mask][:, group.traits])
+                    with clock("lm"):
+                        x = snp_filters.mean_impute(block[group.mask][:, keep], stats.af[keep])
+                        fit = linear_regression(x, group.covariates, y[group.mask][:, group.traits])
                     for k, j in enumerate(group.traits):
                         collected[j].append({"index": start + keep, "beta": fit.beta[:, k],
                                              "se": fit.se[:, k], "p": fit.p[:, k]})
         if model == "lmm":
-            union = np.zeros(stop - start, dtype=bool)
-            for group in groups:
-                union |= group.passed[start:stop]
-            centred = centered_genotypes(block)
-            if store_by_chromosome:
-                for ci in np.unique(chrom_index[start:stop]):
-                    cols = np.flatnonzero(union & (chrom_index[start:stop] == ci))
-                    if cols.size:
-                        part = centred[:, cols]
-                        s = part @ part.T
-                        chromosome_sums[ci] = chromosome_sums.get(ci, 0) + s
-                        union_sum += s
-            else:
-                part = centred[:, union]
-                union_sum += part @ part.T
-            for gi, group in enumerate(groups):
-                out = union & ~group.passed[start:stop]
-                if out.any():
-                    part = centred[:, out]
-                    excluded_sum[gi] = excluded_sum.get(gi, 0) + part @ part.T
+            with clock("kinship"):
+                _add_kinship(block, groups, start, stop, chrom_index, store_by_chromosome, union_sum,
+                             chromosome_sums, excluded_sum)
 
     if model == "lmm":
         union_all = np.zeros(n_snps, dtype=bool)
         for group in groups:
             union_all |= group.passed
-        _lmm_pass(ds, groups, traits, y, cohort, chrom_index, runs, union_sum, union_all, excluded_sum,
-                  chromosome_sums, loco, batch_snps, dev, collected, say)
+        _lmm_pass(ds, groups, traits, y, genotypes, chrom_index, runs, union_sum, union_all, excluded_sum,
+                  chromosome_sums, loco, batch_snps, dev, collected, say, clock)
 
-    table = _table(traits, collected, variants, groups, model)
+    with clock("table"):
+        table = _table(traits, collected, variants, groups, model)
     log = _log(ds, traits, covariates, covariate_names, model, loco, settings, n_cohort, n_snps, groups,
                table, missing)
     if model == "lmm":
@@ -280,11 +348,37 @@ def run_gwas(
                 log["traits"][traits[j]].update(
                     {"pve": null.pve, "lambda_null": null.lambda_, "vg": null.vg, "ve": null.ve,
                      "logl_null": null.logl, "kinship_snps": int(group.kinship_snps)})
-    return GwasResult(table=table, log=log)
+    return GwasResult(table=table, log=log, timings=dict(clock.seconds))
 
 
-def _lmm_pass(ds, groups, traits, y, cohort, chrom_index, runs, union_sum, union_all, excluded_sum,
-              chromosome_sums, loco, batch_snps, dev, collected, say) -> None:
+def _add_kinship(block, groups, start, stop, chrom_index, store_by_chromosome, union_sum, chromosome_sums,
+                 excluded_sum) -> None:
+    """Add one block's centred outer products to the kinship sums (whole genome, per chromosome, and the
+    SNPs that some patterns exclude)."""
+    union = np.zeros(stop - start, dtype=bool)
+    for group in groups:
+        union |= group.passed[start:stop]
+    centred = centered_genotypes(block)
+    if store_by_chromosome:
+        for ci in np.unique(chrom_index[start:stop]):
+            cols = np.flatnonzero(union & (chrom_index[start:stop] == ci))
+            if cols.size:
+                part = centred[:, cols]
+                s = part @ part.T
+                chromosome_sums[ci] = chromosome_sums.get(ci, 0) + s
+                union_sum += s
+    else:
+        part = centred[:, union]
+        union_sum += part @ part.T
+    for gi, group in enumerate(groups):
+        out = union & ~group.passed[start:stop]
+        if out.any():
+            part = centred[:, out]
+            excluded_sum[gi] = excluded_sum.get(gi, 0) + part @ part.T
+
+
+def _lmm_pass(ds, groups, traits, y, genotypes, chrom_index, runs, union_sum, union_all, excluded_sum,
+              chromosome_sums, loco, batch_snps, dev, collected, say, clock) -> None:
     """Pass 2 of the LMM: kinship per pattern (and chromosome), eigendecomposition, rotated tests."""
     full_sums = []
     for gi, group in enumerate(groups):
@@ -298,8 +392,9 @@ def _lmm_pass(ds, groups, traits, y, cohort, chrom_index, runs, union_sum, union
         for gi, group in enumerate(groups):
             total, m_total = full_sums[gi], group.kinship_snps
             if ci is not None:
-                part, m_part = _chromosome_part(ds, group, cohort, chrom_index, ci, chromosome_runs,
-                                                chromosome_sums, excluded_sum.get(gi), union_all, batch_snps)
+                with clock("kinship"):
+                    part, m_part = _chromosome_part(genotypes, group, chrom_index, ci, chromosome_runs,
+                                                    chromosome_sums, union_all, batch_snps)
                 if m_part == m_total:
                     raise InputError(ds.url, f"chromosome {list(runs)[ci]!r} holds every SNP; LOCO needs "
                                      "at least two chromosomes")
@@ -310,22 +405,25 @@ def _lmm_pass(ds, groups, traits, y, cohort, chrom_index, runs, union_sum, union
             kinship = double_centre(kinship[np.ix_(sub, sub)])
             say(f"eigendecomposition ({len(sub)} individuals"
                 + (f", chromosome {list(runs)[ci]} left out)" if ci is not None else ")"))
-            pattern = LmmPattern(kinship, group.covariates, y[group.mask][:, group.traits], device=dev)
+            with clock("eigen"):
+                pattern = LmmPattern(kinship, group.covariates, y[group.mask][:, group.traits], device=dev)
             if ci is not None and not (group.passed & (chrom_index == ci)).any():
                 fitted.append(None)  # nothing of this chromosome to test for these traits
                 continue
-            if ci is None or not group.null_models:
-                if ci is None:
+            if ci is None:
+                with clock("null"):
                     group.null_models = pattern.null
-                else:
-                    # The null model reported for LOCO is the one with the full kinship, as in the log of a
-                    # GEMMA run without -loco; computed once.
-                    full = double_centre((total / m_total)[np.ix_(sub, sub)])
-                    group.null_models = LmmPattern(full, group.covariates, y[group.mask][:, group.traits],
-                                                   device=dev).null
+            elif not group.null_models:
+                # The null model reported for LOCO is the one with the full kinship, as in the log of a GEMMA
+                # run without -loco; computed once.
+                with clock("eigen"):
+                    full = LmmPattern(double_centre((total / m_total)[np.ix_(sub, sub)]), group.covariates,
+                                      y[group.mask][:, group.traits], device=dev)
+                with clock("null"):
+                    group.null_models = full.null
             fitted.append(pattern)
         for start, stop in _batches(chromosome_runs, batch_snps):
-            block = ds.dosages(start, stop)[cohort]
+            block = genotypes.block(start, stop)
             for group, pattern in zip(groups, fitted, strict=True):
                 if pattern is None:
                     continue
@@ -333,24 +431,24 @@ def _lmm_pass(ds, groups, traits, y, cohort, chrom_index, runs, union_sum, union
                 if keep.size == 0:
                     continue
                 x = snp_filters.mean_impute(block[group.mask][:, keep], group.af[start + keep])
-                for j, res in zip(group.traits, pattern.scan(x), strict=True):
+                for j, res in zip(group.traits, pattern.scan(x, clock), strict=True):
                     collected[j].append({"index": start + keep, "beta": res.beta, "se": res.se, "p": res.p,
                                          "l_remle": res.lambda_, "logl_H1": res.logl})
 
 
-def _chromosome_part(ds, group, cohort, chrom_index, ci, chromosome_runs, chromosome_sums, excluded,
-                     union_all, batch_snps) -> tuple[np.ndarray, int]:
+def _chromosome_part(genotypes, group, chrom_index, ci, chromosome_runs, chromosome_sums, union_all,
+                     batch_snps) -> tuple[np.ndarray, int]:
     """Unscaled kinship of one chromosome's SNPs that pass this pattern's filters, and their count."""
     mask = chrom_index == ci
     m_part = int((group.passed & mask).sum())
-    n_cohort = int(cohort.sum())
+    n_cohort = int(genotypes.cohort.sum())
     if ci in chromosome_sums and not ((union_all & ~group.passed) & mask).any():
         return chromosome_sums[ci], m_part
     part = np.zeros((n_cohort, n_cohort))
     for start, stop in _batches(chromosome_runs, batch_snps):
         keep = group.passed[start:stop]
         if keep.any():
-            centred = centered_genotypes(ds.dosages(start, stop)[cohort][:, keep].astype(np.float64))
+            centred = centered_genotypes(genotypes.block(start, stop)[:, keep].astype(np.float64))
             part += centred @ centred.T
     return part, m_part
 
