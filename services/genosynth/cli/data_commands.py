@@ -1,8 +1,9 @@
 """Data commands: ``datasets get``, ``import {bimbam|plink|cfw}`` and ``export``.
 
 Importers check ``--out`` (writable; not a run; not an existing dataset unless ``--force``, which
-replaces it whole), then parse and validate every input file, and only then write: bad input exits 2 with one line
-and leaves ``--out`` untouched. Sample-alignment warnings (partial ID overlap) are printed as ``warning: ...`` lines.
+replaces it whole), then parse and validate every input file, and only then write: bad input exits 2
+with one line and leaves ``--out`` untouched. Sample-alignment warnings (partial ID overlap) are printed
+as ``warning: ...`` lines.
 """
 
 from __future__ import annotations

@@ -162,7 +162,7 @@ def compute(run_url: str, *, seed: int = 0) -> tuple[dict[str, Any], dict[str, A
 
 
 def run(run_url: str, batch: int | None = None) -> None:
-    """Write ``compare/metrics.json``, ``compare/details.json``, ``compare/gate.json``, ``compare/release.json``.
+    """Write ``compare/metrics.json``, ``compare/details.json``, ``compare/gate.json`` and ``release.json``.
 
     ``batch`` is unused (compare is a single task); it is accepted for the common step signature.
     """
