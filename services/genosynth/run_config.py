@@ -142,7 +142,7 @@ def _input_error(exc: ValidationError, source: str) -> InputError:
         message = error["msg"]
         if message.startswith("Value error, "):
             message = message[len("Value error, "):]
-        expected = message[0].lower() + message[1:]
+        expected = message[0].lower() + message[1:] if message[1:2].islower() else message
         text = expected if kind == "value_error" else f"{expected}, found {found!r}"
     else:
         text = f"expected {expected}, found {found!r}"
