@@ -50,7 +50,8 @@ def test_export_reads_in_r_like_the_study_and_imports_back(tmp_path):
     source = write_dataset(str(tmp_path / "ds"), samples, variants, dosages, traits=["bmd"],
                            column_kinds={"discard": "binary"})
     paths = export_cfw(source, str(tmp_path / "cfw"))
-    geno_lines = open(paths["geno"]).read().splitlines()
+    with open(paths["geno"], encoding="utf-8") as handle:
+        geno_lines = handle.read().splitlines()
     assert geno_lines[0].split()[:2] == ["id", "discard"]
     assert {line.split()[1] for line in geno_lines[1:]} == {"no", "yes"}
 

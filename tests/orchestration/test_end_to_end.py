@@ -200,7 +200,7 @@ def test_two_runs_on_one_out_run_each_task_once(small_demo, config_file, tmp_pat
     assert refused.returncode == 5, refused.stderr[-2000:]
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and "another `genosynth run` is running on this run URL" in lines[0]
-    first_out, first_err = first.communicate(timeout=900)
+    _, first_err = first.communicate(timeout=900)
     assert first.returncode in (0, 3), first_err[-3000:]
     waited_out, waited_err = waiting.communicate(timeout=900)
     assert waiting.returncode in (0, 3), waited_err[-3000:]
