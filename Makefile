@@ -17,7 +17,7 @@ $(BIN)/genosynth: pyproject.toml
 install: $(BIN)/genosynth
 
 run: install
-	$(BIN)/genosynth datasets get demo --out $(RUN_DIR)/input
+	test -f $(RUN_DIR)/input/dataset.json || $(BIN)/genosynth datasets get demo --out $(RUN_DIR)/input
 	$(BIN)/genosynth run $(RUN_DIR)/input --out $(RUN_DIR)/run
 	@echo "report: $(RUN_DIR)/run/report/index.html"
 

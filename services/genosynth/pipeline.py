@@ -158,8 +158,8 @@ STEPS: tuple[Step, ...] = (
             run_layout.GWAS_REAL,
             run_layout.GWAS_SYNTHETIC,
         ),
-        # compare also flips `released` in synthetic/dataset.json when the privacy gate passes.
-        outputs=(run_layout.COMPARE_METRICS, run_layout.COMPARE_DETAILS, run_layout.COMPARE_GATE),
+        outputs=(run_layout.COMPARE_METRICS, run_layout.COMPARE_DETAILS, run_layout.COMPARE_GATE,
+                 run_layout.COMPARE_RELEASE),
         resources=Resources(cpu="2", memory="8Gi"),
     ),
     Step(
@@ -171,6 +171,7 @@ STEPS: tuple[Step, ...] = (
             run_layout.COMPARE_METRICS,
             run_layout.COMPARE_DETAILS,
             run_layout.COMPARE_GATE,
+            run_layout.COMPARE_RELEASE,
             run_layout.PREP_TRAIN,
             run_layout.SYNTHETIC,
             run_layout.GWAS_REAL,

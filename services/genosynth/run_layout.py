@@ -24,10 +24,12 @@ GWAS_SYNTHETIC = "gwas/synthetic.parquet"
 COMPARE_METRICS = "compare/metrics.json"
 COMPARE_DETAILS = "compare/details.json"  # curves and distributions the report plots
 COMPARE_GATE = "compare/gate.json"        # privacy-gate verdict: passed, failures, checks
+COMPARE_RELEASE = "compare/release.json"  # release decision of synthetic/: {"released": bool, ...}
 REPORT = "report"                    # report/index.html + PNGs
 LEDGER = "ledger"                    # ledger/<one JSON object per step attempt>
 COST_SUMMARY = "cost.json"           # ledger totals written by finalize
 MARKERS = "_markers"                 # _markers/<step>[-NNNNN].json: step committed
+LEASE = "_lease.json"                # held by the one `genosynth run` driving this run URL
 
 
 def batch_key(prefix: str, batch: int) -> str:

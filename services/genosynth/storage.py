@@ -2,27 +2,42 @@
 
 Every step reads and writes through this module. Outputs are committed atomically the object-store way:
 data objects are written under their final keys first and a small marker object is written last, and
-readers trust an output only once its marker exists. Transient errors are retried with backoff.
+readers trust an output only once its marker exists.
+
+- Every object is written whole or not at all: object stores publish an upload only when it completes;
+  on a local filesystem the bytes go to a hidden temporary file beside the key (``.<name>.tmp-<id>``)
+  that is renamed onto the key once flushed, so a kill between open and write never leaves a torn
+  object under a key a reader trusts.
+- :func:`create` writes an object only if the key is free (``O_EXCL`` locally, ``ifGenerationMatch=0`` on
+  GCS): the primitive behind the run lease and the attempt records.
+- Transient errors (timeouts, connection resets, HTTP 429 and 5xx) are retried with jittered exponential
+  backoff (tenacity); anything else, a ``PermissionError``, ``FileNotFoundError`` or
+  ``NotADirectoryError`` included, fails at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
-import random
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import fsspec
+import tenacity
 
 T = TypeVar("T")
 
 MARKER_NAME = "_COMMITTED"
-_TRANSIENT = (ConnectionError, TimeoutError, OSError)
+TEMP_TAG = ".tmp-"  # hidden temporary files of local writes: ``.<name>.tmp-<id>``
 _RETRY_ATTEMPTS = 5
+_TRANSIENT_ERRNOS = frozenset({errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNABORTED, errno.ECONNREFUSED,
+                               errno.EPIPE, errno.EAGAIN, errno.ENETUNREACH, errno.EHOSTUNREACH})
+_TRANSIENT_HTTP = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def _configure_gcs() -> None:
@@ -54,18 +69,57 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return "file" in protocols or "local" in protocols
 
 
+def is_transient(error: BaseException) -> bool:
+    """True for errors worth retrying: timeouts, connection resets, HTTP 408/429/5xx.
+
+    Permission, not-found, not-a-directory and every other error are permanent: retrying cannot help.
+    """
+    if isinstance(error, (PermissionError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                          FileExistsError)):
+        return False
+    if isinstance(error, (TimeoutError, ConnectionError)):
+        return True
+    code = getattr(error, "code", None) or getattr(error, "status", None)
+    if isinstance(code, int) and code in _TRANSIENT_HTTP:
+        return True
+    if type(error).__name__ in ("ClientConnectionError", "ServerDisconnectedError", "ClientOSError"):
+        return True  # aiohttp (gcsfs) connection failures
+    return isinstance(error, OSError) and error.errno in _TRANSIENT_ERRNOS
+
+
 def with_retries(action: Callable[[], T], *, what: str, attempts: int = _RETRY_ATTEMPTS) -> T:
-    """Run ``action``, retrying transient storage errors with jittered exponential backoff."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return action()
-        except FileNotFoundError:
-            raise
-        except _TRANSIENT:
-            if attempt == attempts:
-                raise
-            time.sleep(min(8.0, 0.2 * 2 ** (attempt - 1)) * (0.5 + random.random()))
-    raise AssertionError(f"unreachable: {what}")
+    """Run ``action``, retrying transient storage errors (:func:`is_transient`) with jittered backoff."""
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_transient),
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_random_exponential(multiplier=0.2, max=8.0),
+        reraise=True,
+    )
+    return retrying(action)
+
+
+def check_writable(url: str, *, what: str = "--out") -> None:
+    """Refuse, before anything is written, an output URL that cannot be a folder of objects.
+
+    Locally: the nearest existing ancestor must be a writable folder (an ``--out`` under a regular file,
+    or in a read-only place, is refused); an existing ``url`` must be a folder. Object stores have no such
+    cases; their permission errors surface (at once, without retries) on the first write.
+    """
+    from genosynth.errors import InputError
+
+    fs, path = filesystem(url)
+    if not is_local(fs):
+        return
+    path = os.path.abspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(url, f"{what} is a file; expected a folder (or a path that does not exist yet)")
+    ancestor = path
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise InputError(url, f"{what} is under {ancestor}, which is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(url, f"{what}: {ancestor} is not writable")
 
 
 def exists(url: str) -> bool:
@@ -79,17 +133,56 @@ def read_bytes(url: str) -> bytes:
 
 
 def write_bytes(url: str, data: bytes) -> None:
-    """Write one object. Parent folders are created where the filesystem has them."""
+    """Write one object whole (see the module notes). Parent folders are created where the filesystem
+    has them."""
     fs, path = filesystem(url)
+    if is_local(fs):
+        with_retries(lambda: _write_local(path, data, exclusive=False), what=f"write {url}")
+    else:
+        with_retries(lambda: fs.pipe_file(path, data), what=f"write {url}")
 
-    def _write() -> None:
-        parent = path.rsplit("/", 1)[0] if "/" in path else ""
-        if parent and is_local(fs):
-            fs.makedirs(parent, exist_ok=True)
-        with fs.open(path, "wb") as handle:
+
+def create(url: str, data: bytes) -> bool:
+    """Write ``url`` only if no object is there; False (nothing written) when one already is.
+
+    Locally the whole object is written to a temporary file and linked onto the key (``link`` fails when
+    the key exists); on GCS the upload carries ``ifGenerationMatch=0``. Readers never see a partial object.
+    """
+    fs, path = filesystem(url)
+    if is_local(fs):
+        return with_retries(lambda: _write_local(path, data, exclusive=True), what=f"create {url}")
+    if fs.exists(path):
+        return False
+    try:
+        with_retries(lambda: fs.pipe_file(path, data, mode="create"), what=f"create {url}")
+    except FileExistsError:
+        return False
+    except OSError as error:
+        if getattr(error, "code", None) == 412 or "412" in str(error):  # precondition failed: taken
+            return False
+        raise
+    return True
+
+
+def _write_local(path: str, data: bytes, *, exclusive: bool) -> bool:
+    parent, _, name = path.rpartition("/")
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    temp = f"{parent}/.{name}{TEMP_TAG}{uuid.uuid4().hex[:12]}" if parent else f".{name}{TEMP_TAG}x"
+    try:
+        with open(temp, "wb") as handle:
             handle.write(data)
-
-    with_retries(_write, what=f"write {url}")
+        if not exclusive:
+            os.replace(temp, path)
+            return True
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temp)
 
 
 def read_text(url: str) -> str:
@@ -123,7 +216,8 @@ def list_keys(url: str) -> list[str]:
         entries = with_retries(lambda: fs.ls(path, detail=False), what=f"list {url}")
     except FileNotFoundError:
         return []
-    return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+    names = (str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+    return sorted(n for n in names if not (n.startswith(".") and TEMP_TAG in n))
 
 
 def remove(url: str) -> None:

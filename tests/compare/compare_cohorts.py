@@ -109,7 +109,7 @@ def build_run(run_url: str, pop: Population, synthetic: str, privacy: dict | Non
     RunConfig(dataset_url="input", seed=3, privacy=privacy or {}).save(run_url)
     _write(run_layout.url(run_url, run_layout.PREP_TRAIN), pop, train)
     _write(run_layout.url(run_url, run_layout.PREP_HOLDOUT), pop, holdout)
-    _write(run_layout.url(run_url, run_layout.SYNTHETIC), pop, synth, extra={"released": False})
+    _write(run_layout.url(run_url, run_layout.SYNTHETIC), pop, synth)
     for key, index in ((run_layout.GWAS_REAL, train), (run_layout.GWAS_SYNTHETIC, synth)):
         table = ols_gwas(pop.dosages[index], pop.samples.iloc[index].reset_index(drop=True), pop.variants,
                          ["trait_a", "trait_b"], ["sex"])

@@ -83,5 +83,4 @@ def test_the_step_command_runs_compare(tmp_path, copy_run):
                           capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     assert not storage.read_json(run_layout.url(run_url, "compare/gate.json"))["passed"]
-    descriptor = storage.read_json(run_layout.url(run_url, run_layout.SYNTHETIC, "dataset.json"))
-    assert descriptor["released"] is False
+    assert storage.read_json(run_layout.url(run_url, run_layout.COMPARE_RELEASE))["released"] is False

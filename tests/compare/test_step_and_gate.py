@@ -20,7 +20,12 @@ def _metrics(run_url: str) -> dict:
 
 
 def _released(run_url: str) -> bool:
-    return Dataset.open(run_layout.url(run_url, run_layout.SYNTHETIC)).descriptor["released"]
+    """The release decision, from its own object; assemble's synthetic/dataset.json is never rewritten."""
+    descriptor = storage.read_bytes(run_layout.url(run_url, run_layout.SYNTHETIC, "dataset.json"))
+    released = gate.read_release(run_url)
+    assert storage.read_bytes(run_layout.url(run_url, run_layout.SYNTHETIC, "dataset.json")) == descriptor
+    assert "released" not in storage.read_json(run_layout.url(run_url, run_layout.SYNTHETIC, "dataset.json"))
+    return bool(released)
 
 
 def test_a_copy_of_the_training_cohort_scores_perfect_fidelity_and_no_privacy(copy_run):
@@ -77,8 +82,7 @@ def test_a_lightly_perturbed_copy_is_still_blocked(tmp_path, copy_run):
     flip = rng.uniform(size=dosages.shape) < 0.03
     dosages[flip] = rng.integers(0, 3, size=int(flip.sum()))
     write_dataset(run_layout.url(run_url, run_layout.SYNTHETIC), train.samples, train.variants, dosages,
-                  traits=train.traits, covariates=train.covariates, column_kinds=train.column_kinds,
-                  extra={"released": False})
+                  traits=train.traits, covariates=train.covariates, column_kinds=train.column_kinds)
     step.run(run_url)
     verdict = gate.read_gate(run_url)
     privacy = _metrics(run_url)["privacy"]
@@ -135,7 +139,7 @@ def test_a_synthetic_cohort_on_other_snps_is_rejected(tmp_path, population):
     run_url = build_run(str(tmp_path / "run"), population, "fresh")
     synth = Dataset.open(run_layout.url(run_url, run_layout.SYNTHETIC))
     write_dataset(synth.url, synth.samples, synth.variants.iloc[:-1], synth.dosages()[:, :-1],
-                  traits=synth.traits, covariates=synth.covariates, extra={"released": False})
+                  traits=synth.traits, covariates=synth.covariates)
     with pytest.raises(InputError, match="variants differ from prep/train"):
         step.run(run_url)
 

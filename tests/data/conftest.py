@@ -16,7 +16,7 @@ class CliResult:
     stderr: str
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def run_cli():
     def _run(*args: str) -> CliResult:
         done = subprocess.run([sys.executable, "-m", "genosynth", *args], capture_output=True, text=True,

@@ -54,7 +54,8 @@ def tree(root: Path) -> dict[str, bytes]:
     out = {}
     for path in sorted(root.rglob("*")):
         key = path.relative_to(root).as_posix()
-        if path.is_file() and not key.startswith(pipeline.TIMING_KEYS):
+        # Hidden temporary files of writes a kill interrupted are never read: they are not objects.
+        if path.is_file() and not key.startswith(pipeline.TIMING_KEYS) and storage.TEMP_TAG not in path.name:
             out[key] = path.read_bytes()
     return out
 
@@ -180,3 +181,41 @@ def test_status_shows_committed_steps_and_the_ledger_without_a_cluster(reference
     assert any(line.startswith("ledger: $") for line in lines)
     as_json = genosynth("status", str(reference_run[1]), "--json", env=env)
     assert '"batches_done"' in as_json.stdout
+
+
+def test_two_runs_on_one_out_run_each_task_once(small_demo, config_file, tmp_path):
+    """Two real `genosynth run` processes on one --out: the second is refused, a third waits its turn."""
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "genosynth", *run_args(small_demo.url, run_dir, config_file)]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lease_file = run_dir / run_layout.LEASE
+    deadline = time.monotonic() + 120
+    while not lease_file.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert lease_file.exists(), "the first run never took the lease"
+    waiting = subprocess.Popen([*command, "--wait", "900"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    refused = genosynth(*run_args(small_demo.url, run_dir, config_file))
+    assert first.poll() is None, "the first run ended before the second started: nothing concurrent"
+    assert refused.returncode == 5, refused.stderr[-2000:]
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "another `genosynth run` is running on this run URL" in lines[0]
+    _, first_err = first.communicate(timeout=900)
+    assert first.returncode in (0, 3), first_err[-3000:]
+    waited_out, waited_err = waiting.communicate(timeout=900)
+    assert waiting.returncode in (0, 3), waited_err[-3000:]
+    assert "(1 tasks ran," in waited_out  # only the on-exit step: everything else was committed
+
+    from genosynth.cost.ledger import read_records
+
+    records = read_records(str(run_dir))
+    per_node: dict[tuple, int] = {}
+    for record in records:
+        node = (record["step"], record["batch"])
+        per_node[node] = per_node.get(node, 0) + 1
+    assert per_node.pop(("finalize", None)) == 2
+    assert set(per_node.values()) == {1}, per_node  # every other task ran exactly once
+    attempts = run_dir / run_layout.MARKERS / "attempts"
+    assert sorted(os.listdir(attempts / "finalize")) == ["0001.json", "0002.json"]
+    assert all(os.listdir(f) == ["0001.json"] for f in attempts.iterdir() if f.name != "finalize")
+    assert not lease_file.exists()

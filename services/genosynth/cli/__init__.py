@@ -43,11 +43,27 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: maps our errors to one line on stderr and a distinct exit status.
 
-    Usage errors (unknown option, bad value) exit 2 through typer itself.
+    Usage errors (unknown option, bad value) exit 2 through typer itself; permanent storage errors
+    (permission denied, not found, not a directory) exit 2 with one line too.
     """
+    from genosynth.runners.lease import RunBusyError
+
     _register()
     try:
         app(args=argv)
-    except (InputError, PrivacyGateError, BudgetExceededError) as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+    except (InputError, PrivacyGateError, BudgetExceededError, RunBusyError) as exc:
+        _fail(str(exc), exc.exit_code)
+    except _PERMANENT_OS_ERRORS as exc:
+        # Not transient, so never retried: one line naming the path, exit 2 like any other bad input.
+        where = exc.filename or "storage"
+        _fail(f"{where}: {exc.strerror or exc}", InputError.exit_code)
+
+
+# Storage errors that retrying cannot fix (a bad --out, a missing file, no permission).
+_PERMANENT_OS_ERRORS = (PermissionError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                        FileExistsError)
+
+
+def _fail(message: str, code: int) -> None:
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(code)

@@ -1,7 +1,9 @@
 """Data commands: ``datasets get``, ``import {bimbam|plink|cfw}`` and ``export``.
 
-Importers parse and validate before writing, so bad input exits 2 with one line and leaves ``--out``
-untouched. Sample-alignment warnings (partial ID overlap) are printed as ``warning: ...`` lines.
+Importers check ``--out`` (writable; not a run; not an existing dataset unless ``--force``, which
+replaces it whole), then parse and validate every input file, and only then write: bad input exits 2
+with one line and leaves ``--out`` untouched. Sample-alignment warnings (partial ID overlap) are printed
+as ``warning: ...`` lines.
 """
 
 from __future__ import annotations
@@ -43,6 +45,16 @@ def _report_warnings() -> Iterator[None]:
         typer.echo(f"warning: {item.message}", err=True)
 
 
+def _force_option() -> bool:
+    return typer.Option(False, "--force", help="Replace an existing dataset at --out (old files removed).")
+
+
+def _check_out(out: str, force: bool) -> None:
+    from genosynth.formats.dataset import check_destination
+
+    check_destination(out, force=force)
+
+
 def _summary(dataset: Dataset) -> None:
     typer.echo(
         f"wrote {dataset.url}: {dataset.n_samples} samples x {dataset.n_variants} SNPs; "
@@ -55,10 +67,12 @@ def datasets_get(
     name: DatasetName = typer.Argument(..., help="demo | hs1940 | cfw-sim"),
     out: str = typer.Option(..., "--out", help="Dataset URL to write (local path or fsspec URL)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the simulated cohorts."),
+    force: bool = _force_option(),
 ) -> None:
     """Fetch or simulate a ready-made cohort into an internal dataset."""
     from genosynth.datasets import get_dataset
 
+    _check_out(out, force)
     with _report_warnings():
         dataset = get_dataset(name.value, out, seed=seed)
     _summary(dataset)
@@ -71,9 +85,12 @@ def import_bimbam_command(
     anno: str = typer.Option(None, "--anno", help="SNP annotation: rs pos chr cM (cM optional)."),
     trait_names: str = typer.Option(None, "--trait-names", help="Comma-separated trait names (file order)."),
     out: str = typer.Option(..., "--out", help="Dataset URL to write."),
+    force: bool = _force_option(),
 ) -> None:
     """Import GEMMA's BIMBAM trio (dosages count allele A1, as in GEMMA)."""
     from genosynth.formats.bimbam import import_bimbam
+
+    _check_out(out, force)
 
     names = [n.strip() for n in trait_names.split(",")] if trait_names else None
     with _report_warnings():
@@ -86,10 +103,12 @@ def import_plink_command(
     bfile: str = typer.Option(..., "--bfile", help="PLINK 1 prefix: PREFIX.bed, PREFIX.bim, PREFIX.fam."),
     pheno: str = typer.Option(None, "--pheno", help="Phenotype file: FID IID v1 v2 ... (-9/NA missing)."),
     out: str = typer.Option(..., "--out", help="Dataset URL to write."),
+    force: bool = _force_option(),
 ) -> None:
     """Import PLINK 1 binary files (dosage counts allele A1, the .bim's 5th column)."""
     from genosynth.formats.plink import import_plink
 
+    _check_out(out, force)
     with _report_warnings():
         dataset = import_plink(bfile, out, pheno=pheno)
     _summary(dataset)
@@ -101,10 +120,12 @@ def import_cfw_command(
     map_file: str = typer.Option(..., "--map", help="map.txt: header 'id chr pos ref alt quality'."),
     pheno: str = typer.Option(..., "--pheno", help="pheno.csv: 'id' then phenotype/covariate columns."),
     out: str = typer.Option(..., "--out", help="Dataset URL to write."),
+    force: bool = _force_option(),
 ) -> None:
     """Import the CFW/Dryad layout (non-integer dosages kept exactly)."""
     from genosynth.formats.cfw import import_cfw
 
+    _check_out(out, force)
     with _report_warnings():
         dataset = import_cfw(geno, map_file, pheno, out)
     _summary(dataset)

@@ -64,17 +64,25 @@ def run(
     ),
     max_parallel: int | None = typer.Option(None, "--max-parallel", help="Most steps/batches at once."),
     init_only: bool = typer.Option(False, "--init-only", help="Only write (or check) RUN/config.json."),
+    wait: float = typer.Option(
+        0.0, "--wait", min=0.0, help="Seconds to wait for another run holding this run URL to finish."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on stderr."),
 ) -> None:
     """Run the whole pipeline locally (resuming a stopped run with the same settings).
 
+    The whole request is checked before anything is written: the config's types and ranges, the traits
+    and covariates against the dataset, the model and its options, and the run URL (writable, not a
+    dataset, not the input). One run at a time holds a run URL (``RUN/_lease.json``).
+
     Exit status: 0 done; 2 bad input; 3 privacy gate failed (unless --allow-privacy-failure);
-    4 budget refused; 1 a step failed.
+    4 budget refused; 5 another run holds the run URL; 1 a step failed.
     """
     from genosynth.formats.dataset import Dataset
-    from genosynth.runners.local import StepFailedError, prepare_run, run_pipeline
+    from genosynth.run_config import validate_request
+    from genosynth.runners import lease
+    from genosynth.runners.local import StepFailedError, check_run_destination, prepare_run, run_pipeline
 
-    Dataset.open(dataset_url)  # bad input fails here, before anything is written
     settings = build_config(
         dataset_url,
         config_file=config,
@@ -87,17 +95,24 @@ def run(
         allow_privacy_failure=True if allow_privacy_failure else None,
         max_parallel=max_parallel,
     )
-    settings = prepare_run(out, settings)
-    if init_only:
-        typer.echo(f"run configured: {out}")
-        return
-    try:
-        summary = run_pipeline(out, max_parallel=settings.max_parallel, progress=progress)
-    except StepFailedError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        if exc.detail:
-            typer.echo(exc.detail, err=True)
-        raise typer.Exit(1) from exc
+    source = config or ("--config-text" if config_text else "command line")
+    validate_request(settings, Dataset.open(dataset_url), source=source)
+    check_run_destination(out, dataset_url)
+    # Everything above only read; from here on the run URL is written, by one run at a time.
+    with lease.acquire(out, wait=wait) as held:
+        settings = prepare_run(out, settings)
+        if init_only:
+            typer.echo(f"run configured: {out}")
+            return
+        try:
+            summary = run_pipeline(
+                out, max_parallel=settings.max_parallel, progress=progress, keep_going=held.alive
+            )
+        except StepFailedError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            if exc.detail:
+                typer.echo(exc.detail, err=True)
+            raise typer.Exit(1) from exc
     typer.echo(
         f"run complete: {out} ({len(summary.ran)} tasks ran, {len(summary.skipped)} already committed, "
         f"{summary.seconds:.0f} s); report: {out.rstrip('/')}/report/index.html"

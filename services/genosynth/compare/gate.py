@@ -6,22 +6,24 @@ check) over safe defaults. The compare step writes ``compare/gate.json``::
     {"passed": bool, "failures": [str, ...],
      "checks": [{"name", "metric", "value", "op", "threshold", "passed"}, ...], "thresholds": {...}}
 
-and sets ``"released"`` in ``synthetic/dataset.json`` to the verdict. ``genosynth run`` reads the verdict
-with :func:`read_gate` and exits 3 on failure unless overridden.
+and then its release decision in its own object ``compare/release.json`` (``{"released": bool, "dataset":
+"synthetic", "gate": "compare/gate.json"}``). Committed outputs are never rewritten: assemble's
+``synthetic/dataset.json`` stays as assemble wrote it, and every reader of the release decision (the
+report, ``genosynth status``, ``genosynth run``'s exit status) consults :func:`read_release`.
+``genosynth run`` reads the verdict with :func:`read_gate` and exits 3 on failure unless overridden.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from genosynth import run_layout, storage
 from genosynth.errors import InputError
-from genosynth.formats.dataset import DESCRIPTOR
 
 GATE = run_layout.COMPARE_GATE
+RELEASE = run_layout.COMPARE_RELEASE
 
 # Why these defaults (docs/compare.md has the long form). Relatedness and closeness are judged against the
 # holdout: a fresh real genome of the same cohort is the yardstick of what is natural (in outbred colonies
@@ -125,19 +127,15 @@ def gate_document(result: GateResult, thresholds: dict[str, float | None]) -> di
             "thresholds": thresholds}
 
 
-def mark_release(run_url: str, released: bool) -> None:
-    """Set ``"released"`` in the synthetic dataset's descriptor (rewritten only when it changes)."""
-    url = storage.join(run_layout.url(run_url, run_layout.SYNTHETIC), DESCRIPTOR)
-    descriptor = storage.read_json(url)
-    if descriptor.get("released") is released:
-        return
-    descriptor["released"] = released
-    storage.write_text(url, json.dumps(descriptor, indent=2) + "\n")
+def release_document(result: GateResult) -> dict[str, Any]:
+    """The release decision of the synthetic cohort: released only when the privacy gate passed."""
+    return {"released": result.passed, "dataset": run_layout.SYNTHETIC, "gate": GATE,
+            "failures": result.failures}
 
 
 def apply(run_url: str) -> GateResult:
     """Judge the run's ``compare/metrics.json`` with the thresholds of its config; write ``compare/gate.json``
-    and then the synthetic dataset's release flag.
+    and then ``compare/release.json``.
 
     Cheap (no genotypes are read), so a run can be re-judged after its privacy thresholds change.
     """
@@ -150,7 +148,7 @@ def apply(run_url: str) -> GateResult:
         raise InputError(metrics_url, "not found: the compare metrics have not been computed")
     verdict = evaluate(storage.read_json(metrics_url)["privacy"], thresholds)
     storage.write_json(run_layout.url(run_url, GATE), _finite(gate_document(verdict, thresholds)))
-    mark_release(run_url, verdict.passed)
+    storage.write_json(run_layout.url(run_url, RELEASE), release_document(verdict))
     return verdict
 
 
@@ -173,3 +171,11 @@ def read_gate(run_url: str) -> GateResult:
     doc = storage.read_json(url)
     return GateResult(passed=bool(doc["passed"]), failures=list(doc.get("failures", [])),
                       checks=list(doc.get("checks", [])))
+
+
+def read_release(run_url: str) -> bool | None:
+    """Whether the run's synthetic cohort is released; ``None`` while compare has not decided."""
+    url = run_layout.url(run_url, RELEASE)
+    if not storage.exists(url):
+        return None
+    return bool(storage.read_json(url)["released"])

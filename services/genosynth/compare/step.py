@@ -2,7 +2,7 @@
 
 Reads ``prep/train``, ``prep/holdout``, ``synthetic/``, ``gwas/real.parquet`` and ``gwas/synthetic.parquet``;
 writes ``compare/metrics.json`` (the numbers), ``compare/details.json`` (curves and distributions for the
-report), then ``compare/gate.json`` and, last, the synthetic dataset's ``released`` flag.
+report), then ``compare/gate.json`` and, last, the release decision ``compare/release.json``.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def compute(run_url: str, *, seed: int = 0) -> tuple[dict[str, Any], dict[str, A
 
 
 def run(run_url: str, batch: int | None = None) -> None:
-    """Write ``compare/metrics.json``, ``compare/details.json``, ``compare/gate.json`` and the release flag.
+    """Write ``compare/metrics.json``, ``compare/details.json``, ``compare/gate.json`` and ``release.json``.
 
     ``batch`` is unused (compare is a single task); it is accepted for the common step signature.
     """

@@ -10,7 +10,11 @@
   intersection kept). Numeric non-binary columns become the dataset's traits; binary and categorical
   columns are kept as sample columns (choose covariates at analysis time).
 
-Dosages are imported and exported exactly (shortest float32 text).
+Dosages are imported and exported exactly (shortest float32 text). Export follows the Dryad convention the
+study's own R code reads: ``discard`` is written ``no``/``yes`` (in ``geno.txt`` and as the second column of
+``pheno.csv``), so ``subset(pheno, discard == "no")`` keeps the individuals QC kept; every file has a
+header; ``geno.txt`` and ``map.txt`` are single-space separated. Import accepts both ``0/1`` and
+``no/yes``, and ignores a ``discard`` column of ``pheno.csv`` (``geno.txt``'s flag is the one kept).
 """
 
 from __future__ import annotations
@@ -191,8 +195,9 @@ def export_cfw(dataset: Dataset, out_dir: str) -> dict[str, str]:
     variants = dataset.variants
     samples = dataset.samples
     dosages = dataset.dosages()
-    discard = samples["discard"].fillna(0).astype(int).to_numpy() if "discard" in samples else \
-        np.zeros(dataset.n_samples, dtype=int)
+    flags = samples["discard"].fillna(0).astype(bool).to_numpy() if "discard" in samples else \
+        np.zeros(dataset.n_samples, dtype=bool)
+    discard = np.where(flags, "yes", "no")
     with open_for_write(paths["geno"]) as handle:
         handle.write(" ".join(["id", "discard", *variants["id"]]) + "\n")
         for i, sample in enumerate(dataset.sample_ids):
@@ -206,5 +211,6 @@ def export_cfw(dataset: Dataset, out_dir: str) -> dict[str, str]:
             quality_text = "NA" if pd.isna(quality) else repr(float(quality))
             handle.write(f"{rs} {chrom} {pos_text} {ref} {alt} {quality_text}\n")
     pheno = samples.drop(columns=["discard"], errors="ignore")
+    pheno.insert(1, "discard", discard)
     storage.write_text(paths["pheno"], pheno.to_csv(index=False, na_rep="NA", float_format=None))
     return paths

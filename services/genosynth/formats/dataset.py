@@ -37,6 +37,9 @@ DEFAULT_CHUNK_SIZE = 2048
 MISSING_CALL = -1
 DESCRIPTOR = "dataset.json"
 VARIANT_COLUMNS = ["id", "chr", "pos", "ref", "alt", "quality", "af"]
+DATASET_KEYS = (DESCRIPTOR, "samples.parquet", "variants.parquet", "genotypes")
+#: Keys that mark a run URL (see ``genosynth.run_layout``): a dataset is never written into a run.
+RUN_KEYS = ("config.json", "_markers", "_lease.json")
 COLUMN_KINDS = ("numeric", "binary", "categorical")
 
 
@@ -172,6 +175,30 @@ class Dataset:
         return self.samples[list(columns)]
 
 
+def check_destination(url: str, *, force: bool = False) -> None:
+    """Refuse an output URL a new dataset must not be written to (before anything is written).
+
+    Refused: a path under a regular file or unwritable; a genosynth run folder (always); an existing
+    dataset (unless ``force``: it is then replaced whole, old genotype chunks included); a folder holding
+    other files (unless ``force``). Leftovers of an import that was killed before its commit are fine.
+    """
+    storage.check_writable(url)
+    keys = set(storage.list_keys(url))
+    run_keys = sorted(keys & set(RUN_KEYS))
+    if run_keys:
+        raise InputError(url, f"is a genosynth run (it holds {run_keys[0]}); a dataset is never written "
+                         "into a run: choose another --out")
+    if force:
+        return
+    if DESCRIPTOR in keys:
+        raise InputError(url, "a dataset already exists here; pass --force to replace it, or choose "
+                         "another --out")
+    other = sorted(keys - set(DATASET_KEYS))
+    if other:
+        raise InputError(url, f"not empty (it holds {other[0]!r}) and not a genosynth dataset; choose an "
+                         "empty --out, or pass --force to write the dataset beside those files")
+
+
 def _read_parquet(url: str) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(storage.read_bytes(url)))
 
@@ -201,7 +228,10 @@ class DatasetWriter:
         self._has_dosages = False
         self._allele_sum: list[np.ndarray] = []
         self._checksums: dict[str, str] = {}
-        storage.remove(storage.join(url, DESCRIPTOR))
+        # The descriptor first (the dataset is no longer committed), then the rest of any older dataset:
+        # a replaced dataset leaves none of its genotype chunks behind.
+        for key in DATASET_KEYS:
+            storage.remove(storage.join(url, key))
 
     def add(self, dosages: np.ndarray) -> None:
         dosages = np.asarray(dosages, dtype=np.float32)

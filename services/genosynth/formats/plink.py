@@ -126,8 +126,13 @@ def read_pheno_file(path: str) -> tuple[list[str], pd.DataFrame]:
     return iids, pd.DataFrame(np.vstack(rows), columns=names)
 
 
-def check_bed(path: str, n_samples: int, n_snps: int) -> None:
-    """Check a SNP-major ``.bed``: magic bytes and exact size ``3 + m * ceil(n / 4)``."""
+def check_bed(path: str, n_samples: int, n_snps: int, *, fam: str = ".fam") -> None:
+    """Check a SNP-major ``.bed`` against the ``.fam``/``.bim`` counts.
+
+    Magic bytes; exact size ``3 + m * ceil(n / 4)``; and, when ``n`` is not a multiple of 4, the padding
+    bits of each SNP's last byte, which PLINK writes as zeros: set padding means the ``.bed`` holds more
+    samples than the ``.fam`` lists (genotypes would be paired with the wrong people).
+    """
     if not os.path.exists(path):
         raise InputError(path, "file not found")
     expected = 3 + n_snps * ((n_samples + 3) // 4)
@@ -141,6 +146,15 @@ def check_bed(path: str, n_samples: int, n_snps: int) -> None:
         state = "truncated" if found < expected else "too long"
         raise InputError(path, f"{state}: expected {expected} bytes for {n_samples} samples x {n_snps} SNPs, "
                          f"found {found}")
+    used = n_samples % 4
+    if used and n_snps:
+        width = (n_samples + 3) // 4
+        last = np.memmap(path, dtype=np.uint8, mode="r", offset=3, shape=(n_snps, width))[:, -1]
+        padded = int(np.count_nonzero(last & np.uint8((0xFF << (2 * used)) & 0xFF)))
+        if padded:
+            raise InputError(path, f"padding bits are set in {padded} of {n_snps} SNPs: the .bed holds more "
+                             f"samples than the {n_samples} rows of {fam} (expected zero padding after the "
+                             "last sample of each SNP)")
 
 
 def parse_plink(bfile: str, pheno: str | None = None) -> ParsedCohort:
@@ -151,7 +165,7 @@ def parse_plink(bfile: str, pheno: str | None = None) -> ParsedCohort:
     bed, bim, fam = (f"{bfile}.{ext}" for ext in ("bed", "bim", "fam"))
     iids, fam_traits = read_fam(fam)
     variants = read_bim(bim)
-    check_bed(bed, len(iids), len(variants))
+    check_bed(bed, len(iids), len(variants), fam=fam)
     with open_bed(bed, iid_count=len(iids), sid_count=len(variants), count_A1=True, num_threads=2) as reader:
         # bed-reader returns (n, m); keep SNP-major rows as a transposed view (no copy).
         calls = reader.read(dtype="int8", order="C", num_threads=2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import unicodedata
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -77,7 +78,16 @@ def parse_numbers(
     Returns
     -------
     values : (k,) float64
+
+    Only ASCII numbers are numbers: Python would read ``'２'`` (fullwidth) or ``'١'`` (Arabic-Indic) as
+    digits; they are refused here like any other text.
     """
+    if not "".join(tokens).isascii():
+        j = next(j for j, token in enumerate(tokens) if not token.isascii())
+        raise InputError(
+            source, f"expected {what} written in ASCII digits, found {tokens[j]!r}", row=row,
+            column=_column_label(column_names, j, first_column),
+        )
     try:
         values = np.asarray(tokens, dtype=np.float64)
         if "-9" in missing:
@@ -123,8 +133,22 @@ def check_column_count(tokens: Sequence[str], expected: int, *, source: str, row
         raise InputError(source, f"expected {expected} fields ({layout}), found {len(tokens)}", row=row)
 
 
+# Characters an ID must not hold: controls, invisible format characters (zero-width space, joiners, BOM),
+# separators, private-use and unassigned code points. Two IDs that print alike must be the same ID.
+_BAD_ID_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
+
+
 def check_unique(ids: Sequence[str], *, source: str, what: str, rows: Sequence[int] | None = None) -> None:
-    """Raise on the first repeated ID, naming both rows."""
+    """Raise on the first repeated ID (naming both rows), or an ID holding an invisible character."""
+    for j, name in enumerate(ids):
+        if name.isascii() and name.isprintable():
+            continue
+        bad = next((c for c in name if unicodedata.category(c) in _BAD_ID_CATEGORIES), None)
+        if bad is not None:
+            here = rows[j] if rows is not None else j + 1
+            raise InputError(source, f"{what} {name!r} holds the invisible or control character "
+                             f"U+{ord(bad):04X} ({unicodedata.name(bad, 'unnamed')}); expected printable "
+                             "characters only", row=here)
     seen: dict[str, int] = {}
     for j, name in enumerate(ids):
         if name in seen:

@@ -2,8 +2,8 @@
 
 The synthetic dataset has the same variants table as ``prep/train`` and, by default, as many individuals.
 Its phenotypes come from :mod:`genosynth.phenotypes` fitted on ``prep/train`` and conditioned on the
-synthetic genotypes. It is written unreleased (``released: false``); the compare step's privacy gate
-releases it.
+synthetic genotypes. Whether it is released is decided later, by the compare step's privacy gate, in its
+own object ``compare/release.json`` (this step's output is never rewritten).
 """
 
 from __future__ import annotations
@@ -53,5 +53,4 @@ def run(run_url: str, batch: int | None = None) -> None:
         provenance={"synthetic": True, "model": config.model, "model_options": config.model_options,
                     "seed": config.seed, "source": config.dataset_url, "plan": {
                         k: v for k, v in plan.items() if k != "calibration"}},
-        extra={"released": False},
     )

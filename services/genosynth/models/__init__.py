@@ -19,6 +19,20 @@ _FAMILIES = {
     "autoregressive": "genosynth.models.autoregressive:AutoregressiveModel",
 }
 
+# ``model_options`` keys each family reads (its ``plan``/``fit``), plus those the pipeline itself reads:
+# ``n_synthetic`` (base plan), ``context_snps`` (prep's batching) and ``phenotypes`` (assemble).
+_COMMON_OPTIONS = frozenset({"n_synthetic", "context_snps", "phenotypes"})
+_OPTIONS = {
+    "mosaic": frozenset({"switch_rate", "switch_rate_scale", "max_ld_loss", "mutation_rate",
+                         "calibration_snps", "families"}),
+    "autoregressive": frozenset({"window", "epochs", "learning_rate", "weight_decay"}),
+}
+
+
+def option_keys(name: str) -> frozenset[str]:
+    """The ``model_options`` keys that family ``name`` understands (checked before a run starts)."""
+    return _COMMON_OPTIONS | _OPTIONS.get(name, frozenset())
+
 
 def families() -> list[str]:
     return sorted(_FAMILIES)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from genosynth import __version__, run_layout, storage
 from genosynth.compare import association
-from genosynth.compare.gate import GATE
+from genosynth.compare.gate import GATE, read_release
 from genosynth.compare.step import DETAILS
 from genosynth.errors import InputError
 from genosynth.formats.dataset import Dataset
@@ -83,7 +83,7 @@ def _summary_cards(metrics: dict[str, Any], gate: dict[str, Any]) -> str:
 
 
 def _verdict(gate: dict[str, Any]) -> str:
-    if gate.get("passed"):
+    if gate.get("released", gate.get("passed")):
         return ('<div class="verdict pass"><div class="big">Privacy gate passed: the synthetic cohort is '
                 "released</div>Every privacy check below is within its threshold.</div>")
     failures = "".join(f"<li>{_escape(f)}</li>" for f in gate.get("failures", []))
@@ -283,7 +283,7 @@ def build(run_url: str) -> tuple[str, dict[str, bytes]]:
     """Render the report: the page's HTML and every figure it links, keyed by file name (not written)."""
     metrics = _read_json(run_url, run_layout.COMPARE_METRICS)
     details = _read_json(run_url, DETAILS)
-    gate = _read_json(run_url, GATE)
+    gate = {**_read_json(run_url, GATE), "released": bool(read_release(run_url))}
     config = RunConfig.load(run_url)
     real = _read_gwas(run_url, run_layout.GWAS_REAL)
     synth = _read_gwas(run_url, run_layout.GWAS_SYNTHETIC)

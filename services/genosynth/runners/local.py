@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +75,7 @@ def run_pipeline(
     use_processes: bool | None = None,
     progress: bool = True,
     console: Console | None = None,
+    keep_going: Callable[[], bool] | None = None,
 ) -> RunSummary:
     """Run (or resume) every step of the DAG for the run at ``run_url`` (its config.json must exist).
 
@@ -84,6 +85,8 @@ def run_pipeline(
     steps_ref : ``"module:ATTRIBUTE"`` naming the DAG (the pipeline's by default).
     use_processes : worker processes (default, except for ``memory://`` runs) or threads.
     progress : draw progress bars on ``console`` (stderr by default).
+    keep_going : polled before each node starts (e.g. "the run's lease is still ours"); once it answers
+        False no node starts, the running ones finish, and :class:`StepFailedError` is raised.
 
     Raises
     ------
@@ -101,7 +104,7 @@ def run_pipeline(
     summary = RunSummary()
     executor = _Executor(max_parallel, steps_ref, use_processes)
     with executor, _Bars(steps, console, progress) as bars:
-        scheduler = _Scheduler(run_url, steps, executor, bars, summary, max_parallel)
+        scheduler = _Scheduler(run_url, steps, executor, bars, summary, max_parallel, keep_going)
         try:
             scheduler.run_dag()
         finally:
@@ -127,8 +130,10 @@ class _Scheduler:
         bars: _Bars,
         summary: RunSummary,
         max_parallel: int,
+        keep_going: Callable[[], bool] | None = None,
     ):
         self.run_url = run_url
+        self.keep_going = keep_going
         self.steps = list(steps)
         self.by_name = {s.name: s for s in steps}
         self.executor = executor
@@ -208,6 +213,11 @@ class _Scheduler:
         return all(node in self.done for node in self._nodes(step))
 
     def _start_ready(self) -> None:
+        if self.ready and self.keep_going is not None and not self.keep_going():
+            self.error = StepFailedError(
+                self.ready[0], "the run URL's lease was lost (another run took it over after missing "
+                "heartbeats); stopped before starting more steps")
+            return
         while self.ready and len(self.running) < self.max_parallel:
             node = self.ready.popleft()
             if pipeline.is_committed(self.run_url, *node):
@@ -402,6 +412,37 @@ class _Bars:
 # --- run configuration ---------------------------------------------------------------------------
 #: Fields that steer how a run executes, not what it computes: they may change when a run is resumed.
 OPERATIONAL_FIELDS = ("max_parallel", "allow_privacy_failure", "budget_dollars")
+
+
+def check_run_destination(run_url: str, dataset_url: str) -> None:
+    """Refuse, before anything is written, a run URL that must not hold a run.
+
+    Refused: a path under a regular file or unwritable; the input dataset's own URL or a URL inside it;
+    an existing dataset; a folder holding other files that is not a genosynth run. An existing run is
+    accepted (it is resumed, or refused by :func:`prepare_run` when the settings differ).
+    """
+    from genosynth.formats.dataset import DESCRIPTOR
+
+    storage.check_writable(run_url)
+    run, data = _normalised(run_url), _normalised(dataset_url)
+    if run == data or run.startswith(data + "/"):
+        raise InputError(run_url, f"--out is the input dataset {dataset_url} or inside it: a run and a "
+                         "dataset never share a folder; choose another --out")
+    keys = set(storage.list_keys(run_url))
+    if DESCRIPTOR in keys:
+        raise InputError(run_url, f"is a genosynth dataset (it holds {DESCRIPTOR}); a run is never written "
+                         "into a dataset: choose another --out")
+    other = sorted(keys - {run_layout.CONFIG, run_layout.LEASE})
+    if run_layout.CONFIG not in keys and other:
+        raise InputError(run_url, f"not empty (it holds {other[0]!r}) and not a genosynth run; choose an "
+                         "empty --out")
+
+
+def _normalised(url: str) -> str:
+    fs, path = storage.filesystem(url)
+    if storage.is_local(fs):
+        return os.path.realpath(path)
+    return f"{fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]}://{path.strip('/')}"
 
 
 def prepare_run(run_url: str, config: RunConfig) -> RunConfig:

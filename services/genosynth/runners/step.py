@@ -4,7 +4,8 @@ This is the single wrapper that both runners use: the local runner calls it in i
 Argo task calls it through ``genosynth step NAME --run RUN_URL [--batch K]``. Order of effects:
 
 1. skip when the step's marker ``RUN/_markers/<step>[-NNNNN].json`` exists (on-exit steps always run);
-2. record the attempt under ``RUN/_markers/attempts/`` (numbering survives kills and pod retries);
+2. record the attempt under ``RUN/_markers/attempts/`` (numbering survives kills and pod retries; each
+   record is created only if its name is free, so two attempts never share a number);
 3. run the step function and time it;
 4. append one ledger record (also when the step failed: the time was spent and is billed);
 5. write the marker last, only on success, so a failed or killed attempt leaves no marker.
@@ -12,6 +13,7 @@ Argo task calls it through ``genosynth step NAME --run RUN_URL [--batch K]``. Or
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -109,14 +111,17 @@ def _check_batch(run_url: str, step: Step, batch: int | None) -> None:
 
 
 def _record_attempt(run_url: str, name: str, batch: int | None, attempt: int | None) -> int:
+    """Create ``attempts/<node>/<NNNN>.json`` under the first free number (or ``attempt``'s own)."""
     folder = run_layout.url(run_url, run_layout.MARKERS, "attempts", pipeline.node_id(name, batch))
-    if attempt is None:
-        attempt = len(storage.list_keys(folder)) + 1
-    storage.write_json(
-        storage.join(folder, f"{attempt:04d}.json"),
-        {"started_at": time.time(), "host": socket.gethostname(), "pid": os.getpid()},
-    )
-    return attempt
+    record = {"started_at": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
+    payload = (json.dumps(record, sort_keys=True) + "\n").encode()
+    if attempt is not None:
+        storage.write_bytes(storage.join(folder, f"{attempt:04d}.json"), payload)
+        return attempt
+    number = len(storage.list_keys(folder)) + 1
+    while not storage.create(storage.join(folder, f"{number:04d}.json"), payload):
+        number += 1  # taken by a concurrent attempt: the next number is ours
+    return number
 
 
 def device() -> tuple[str, int]:

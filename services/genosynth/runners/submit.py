@@ -133,7 +133,10 @@ def run_status(run_url: str, *, namespace: str = "genosynth", context: str | Non
     """Everything ``genosynth status`` shows, as data."""
     if not storage.exists(run_layout.url(run_url, run_layout.CONFIG)):
         raise InputError(run_url, "no config.json: not a genosynth run")
-    report: dict[str, Any] = {"run": run_url, "steps": storage_status(run_url)}
+    from genosynth.compare.gate import read_release
+
+    report: dict[str, Any] = {"run": run_url, "steps": storage_status(run_url),
+                              "released": read_release(run_url)}
     if cluster_configured():
         try:
             workflow = find_workflow(run_url, namespace=namespace, context=context)
@@ -173,6 +176,9 @@ def format_status(report: dict[str, Any]) -> str:
             lines.append(f"  {name:<15} {state['batches_done']}/{total} batches committed")
         else:
             lines.append(f"  {name:<15} {'committed' if state['committed'] else 'pending'}")
+    released = report.get("released")
+    lines.append("synthetic cohort: " + {None: "not judged yet", True: "released (privacy gate passed)",
+                                         False: "withheld (privacy gate failed)"}[released])
     workflow = report.get("workflow")
     if workflow:
         lines.append(f"workflow {workflow['name']}: {workflow['phase']} {workflow['message']}".rstrip())

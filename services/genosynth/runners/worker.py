@@ -42,6 +42,12 @@ def run_task(run_url: str, name: str, batch: int | None, steps: Sequence[Step]) 
             "column": exc.column,
             "message": str(exc),
         }
+    except (PermissionError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+        # Permanent storage errors are bad input (a path), not a crash: exit 2 with one line.
+        source = str(exc.filename or run_url)
+        problem = exc.strerror or str(exc)
+        return {"ok": False, "kind": "input", "source": source, "problem": problem, "row": None,
+                "column": None, "message": f"{source}: {problem}"}
     except BudgetExceededError as exc:
         return {"ok": False, "kind": "budget", "message": str(exc)}
     except PrivacyGateError as exc:
