@@ -154,8 +154,7 @@ def _static_render(text: str) -> Any:
 def test_executor_role_is_least_privilege():
     role, binding = _static_render((TEMPLATES / "rbac.yaml").read_text())
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): sorted(r["verbs"]) for r in role["rules"]}
-    assert rules == {(("argoproj.io",), ("workflowtaskresults",)): ["create", "patch"],
-                     (("",), ("pods",)): ["get", "patch", "watch"]}
+    assert rules == {(("argoproj.io",), ("workflowtaskresults",)): ["create", "patch"]}
     assert role["kind"] == "Role" and binding["roleRef"]["kind"] == "Role"
 
 
@@ -351,3 +350,15 @@ def test_helm_refuses_values_the_schema_refuses(helm, setting, where):
     assert where in result.stderr
     # A real version tag passes the same check.
     assert _helm(helm, "template", "genosynth", str(CHART), "--set", "image.cpu.tag=0.1.1").returncode == 0
+
+
+def test_network_policy_is_on_by_default_and_opens_no_443_to_anywhere(helm):
+    policy = next(d for d in _render(helm) if d["kind"] == "NetworkPolicy")
+    assert policy["spec"]["ingress"] == []
+    for rule in policy["spec"]["egress"]:
+        assert rule.get("to"), f"egress to anywhere: {rule}"
+        ports = {p["port"] for p in rule["ports"]}
+        if 443 in ports:
+            assert [t["ipBlock"]["cidr"] for t in rule["to"]] == ["199.36.153.4/30"]
+    dns = next(r for r in policy["spec"]["egress"] if {p["port"] for p in r["ports"]} == {53})
+    assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
