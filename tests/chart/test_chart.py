@@ -31,7 +31,7 @@ KUBERNETES_VERSION = "1.35.0"
 
 @pytest.fixture(scope="module")
 def helm() -> str:
-    # Never skipped: CI installs helm with .ci/install-helm.sh; so can anyone (`bash .ci/install-helm.sh DIR`).
+    # Never skipped: CI installs helm with .ci/install-helm.sh, and so can anyone.
     if HELM is None:
         pytest.fail("helm is not on PATH: run `bash .ci/install-helm.sh /usr/local/bin` (docs/deploy.md)")
     return HELM
@@ -284,6 +284,7 @@ def test_helm_lint(helm):
 @pytest.mark.parametrize("sets", [(), ALL_ON], ids=["defaults", "all-on"])
 def test_rendered_objects_pass_the_kubernetes_and_argo_schemas(helm, sets, tmp_path):
     import kubernetes_validate
+
     from genosynth.runners.argo_schema import validation_errors
 
     docs = _render(helm, *sets)
