@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,19 @@ from genosynth.runners import argo
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "genosynth"
 TEMPLATES = CHART / "templates"
-HELM = shutil.which("helm")
-needs_helm = pytest.mark.skipif(HELM is None, reason="helm is not on PATH (see docs/deploy.md, 'Checks')")
+HELM = shutil.which("helm") or shutil.which("helm", path=str(Path(sys.executable).parent))
+ARGO_SCHEMAS = CHART.parents[2] / "shared" / "schemas" / "argo-v4.1"
+#: Kubernetes release whose OpenAPI schemas the rendered core objects are checked against (kubectl v1.35
+#: comes with helm from .ci/install-helm.sh).
+KUBERNETES_VERSION = "1.35.0"
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    # Never skipped: CI installs helm with .ci/install-helm.sh, and so can anyone.
+    if HELM is None:
+        pytest.fail("helm is not on PATH: run `bash .ci/install-helm.sh /usr/local/bin` (docs/deploy.md)")
+    return HELM
 
 
 def _values() -> dict[str, Any]:
@@ -142,8 +154,7 @@ def _static_render(text: str) -> Any:
 def test_executor_role_is_least_privilege():
     role, binding = _static_render((TEMPLATES / "rbac.yaml").read_text())
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): sorted(r["verbs"]) for r in role["rules"]}
-    assert rules == {(("argoproj.io",), ("workflowtaskresults",)): ["create", "patch"],
-                     (("",), ("pods",)): ["get", "patch", "watch"]}
+    assert rules == {(("argoproj.io",), ("workflowtaskresults",)): ["create", "patch"]}
     assert role["kind"] == "Role" and binding["roleRef"]["kind"] == "Role"
 
 
@@ -213,27 +224,87 @@ def test_shipped_pods_run_locked_down():
 
 
 # --- with helm -------------------------------------------------------------------------------------------
-def _helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([HELM, *args], capture_output=True, text=True, check=check)
+ALL_ON = ("schedule.enabled=true", "metrics.serviceMonitor.enabled=true", "networkPolicy.enabled=true")
 
 
-def _render(*sets: str) -> list[dict[str, Any]]:
+def _helm(helm: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([helm, *args], capture_output=True, text=True, check=check)
+
+
+def _render(helm: str, *sets: str) -> list[dict[str, Any]]:
     args = ["template", "genosynth", str(CHART), "--namespace", "genosynth"]
     for item in sets:
         args += ["--set", item]
-    return [d for d in yaml.safe_load_all(_helm(*args).stdout) if d]
+    return [d for d in yaml.safe_load_all(_helm(helm, *args).stdout) if d]
 
 
-@needs_helm
-def test_helm_lint():
-    result = _helm("lint", str(CHART), "--strict", check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_every_schema_pattern_compiles_as_re2():
+    """Helm compiles values.schema.json patterns with Go's RE2: no lookaround, no backreferences."""
+    import re2
+
+    patterns: list[tuple[str, str]] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                patterns.append((where, node["pattern"]))
+            for key in node.get("patternProperties", {}):
+                patterns.append((f"{where}.patternProperties", key))
+            for key, child in node.items():
+                walk(child, f"{where}.{key}")
+        elif isinstance(node, list):
+            for i, child in enumerate(node):
+                walk(child, f"{where}[{i}]")
+
+    walk(json.loads((CHART / "values.schema.json").read_text()), "$")
+    assert len(patterns) > 10
+    for where, pattern in patterns:
+        try:
+            re2.compile(pattern)
+        except re2.error as exc:  # pragma: no cover - the failure message is the point
+            pytest.fail(f"{where}: {pattern!r} is not RE2: {exc}")
+    with pytest.raises(re2.error):
+        re2.compile("^(?!latest$)[a-z]+$")  # the lookahead that once broke `helm lint`
 
 
-@needs_helm
-def test_helm_template_renders_every_object():
-    docs = _render("schedule.enabled=true", "metrics.serviceMonitor.enabled=true",
-                   "networkPolicy.enabled=true")
+def test_helm_is_the_expected_release(helm):
+    version = _helm(helm, "version", "--short").stdout.strip()
+    assert version.startswith("v4."), version
+
+
+def test_helm_lint(helm):
+    for sets in ((), ALL_ON):
+        args = ["lint", str(CHART), "--strict"]
+        for item in sets:
+            args += ["--set", item]
+        result = _helm(helm, *args, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("sets", [(), ALL_ON], ids=["defaults", "all-on"])
+def test_rendered_objects_pass_the_kubernetes_and_argo_schemas(helm, sets, tmp_path):
+    import kubernetes_validate
+
+    from genosynth.runners.argo_schema import validation_errors
+
+    docs = _render(helm, *sets)
+    argo_kinds = {"WorkflowTemplate", "CronWorkflow"}
+    core = [d for d in docs if d["apiVersion"].split("/")[0] in ("v1", "rbac.authorization.k8s.io",
+                                                                 "networking.k8s.io")]
+    assert {d["kind"] for d in core} >= {"ServiceAccount", "Role", "RoleBinding", "ConfigMap"}
+    for doc in core:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    for doc in (d for d in docs if d["kind"] in argo_kinds):
+        assert validation_errors(doc, ARGO_SCHEMAS, cache_dir=tmp_path) == [], doc["kind"]
+    # The validator is real: a misspelled field of a core object fails.
+    role = copy.deepcopy(next(d for d in core if d["kind"] == "Role"))
+    role["rules"][0]["verb"] = role["rules"][0].pop("verbs")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(role, KUBERNETES_VERSION, strict=True)
+
+
+def test_helm_template_renders_every_object(helm):
+    docs = _render(helm, *ALL_ON)
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == sorted(["WorkflowTemplate", "CronWorkflow", "ServiceAccount", "Role", "RoleBinding",
                             "ConfigMap", "ConfigMap", "ConfigMap", "PrometheusRule", "ServiceMonitor",
@@ -249,9 +320,8 @@ def test_helm_template_renders_every_object():
         (CHART / "files" / "dashboard.json").read_text())
 
 
-@needs_helm
-def test_helm_rendered_workflows_are_strict_argo_and_carry_the_values():
-    docs = _render("schedule.enabled=true", "image.gpu.tag=1.2.3", "gpu.deviceKind=nvidia-l4",
+def test_helm_rendered_workflows_are_strict_argo_and_carry_the_values(helm):
+    docs = _render(helm, "schedule.enabled=true", "image.gpu.tag=1.2.3", "gpu.deviceKind=nvidia-l4",
                    "gpu.nodeSelector.cloud\\.google\\.com/gke-accelerator=nvidia-l4", "cost.budgetDollars=99")
     template = next(d for d in docs if d["kind"] == "WorkflowTemplate")
     cron = next(d for d in docs if d["kind"] == "CronWorkflow")
@@ -272,8 +342,24 @@ def test_helm_rendered_workflows_are_strict_argo_and_carry_the_values():
     assert gate_env["GENOSYNTH_TRAIN_DEVICE"] == env["GENOSYNTH_DEVICE_KIND"]
 
 
-@needs_helm
-def test_helm_refuses_values_the_schema_refuses():
-    result = _helm("template", "genosynth", str(CHART), "--set", "gpu.maxConcurrent=eight", check=False)
+@pytest.mark.parametrize(("setting", "where"), [("gpu.maxConcurrent=eight", "maxConcurrent"),
+                                                 ("image.cpu.tag=latest", "/image/cpu/tag"),
+                                                 ("image.gpu.tag=latest", "/image/gpu/tag")])
+def test_helm_refuses_values_the_schema_refuses(helm, setting, where):
+    result = _helm(helm, "template", "genosynth", str(CHART), "--set", setting, check=False)
     assert result.returncode != 0
-    assert "maxConcurrent" in result.stderr
+    assert where in result.stderr
+    # A real version tag passes the same check.
+    assert _helm(helm, "template", "genosynth", str(CHART), "--set", "image.cpu.tag=0.1.1").returncode == 0
+
+
+def test_network_policy_is_on_by_default_and_opens_no_443_to_anywhere(helm):
+    policy = next(d for d in _render(helm) if d["kind"] == "NetworkPolicy")
+    assert policy["spec"]["ingress"] == []
+    for rule in policy["spec"]["egress"]:
+        assert rule.get("to"), f"egress to anywhere: {rule}"
+        ports = {p["port"] for p in rule["ports"]}
+        if 443 in ports:
+            assert [t["ipBlock"]["cidr"] for t in rule["to"]] == ["199.36.153.4/30"]
+    dns = next(r for r in policy["spec"]["egress"] if {p["port"] for p in r["ports"]} == {53})
+    assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
