@@ -68,11 +68,15 @@ def synthesise(dataset_url: str, run_url: str, family: str, traits: list[str], s
 
 
 def evaluate(run_url: str, traits: list[str]) -> dict[str, Any]:
-    """GWAS (LMM, LOCO) of ``prep/train`` and ``synthetic/``, then the compare step's metrics."""
-    train = Dataset.open(run_layout.url(run_url, run_layout.PREP_TRAIN))
+    """GWAS (LMM, LOCO) of the whole real cohort and of ``synthetic/``, then the compare step's metrics.
+
+    The synthetic cohort has the real cohort's size, so it is judged against the GWAS of every real
+    individual (as an outside GEMMA check of the export does), not of the training split alone.
+    """
+    real = Dataset.open(RunConfig.load(run_url).dataset_url)
     synthetic = Dataset.open(run_layout.url(run_url, run_layout.SYNTHETIC))
     started = time.perf_counter()
-    for dataset, key in ((train, run_layout.GWAS_REAL), (synthetic, run_layout.GWAS_SYNTHETIC)):
+    for dataset, key in ((real, run_layout.GWAS_REAL), (synthetic, run_layout.GWAS_SYNTHETIC)):
         table = run_gwas(dataset, traits, dataset.covariates, model="lmm", loco=True).table
         buffer = io.BytesIO()
         table.to_parquet(buffer, index=False)
