@@ -98,3 +98,24 @@ def test_traits_and_snps_are_aligned_by_name():
     metrics = association.association_metrics(real, synth)
     assert list(metrics) == ["a"]
     assert metrics["a"]["thresholds"]["1e-8"]["true_positives"] == 0
+
+
+def test_sign_agreement_and_slope_at_real_hits_catch_flipped_effects():
+    real = _table("t", [1e-10, 1e-10, 1e-10, 0.5], beta=[0.4, -0.2, 0.3, 5.0])
+    synth = _table("t", [1e-10, 1e-10, 1e-10, 0.5], beta=[-0.4, -0.2, 0.3, 5.0])
+    metrics = association.association_metrics(real, synth)["t"]
+    assert metrics["effect_sign_agreement_real_hits"] == pytest.approx(2 / 3)
+    assert metrics["effect_slope_real_hits"] == pytest.approx((-0.16 + 0.04 + 0.09) / 0.29)
+
+
+def test_lambda_gc_per_chromosome_isolates_an_inflated_chromosome():
+    rng = np.random.default_rng(1)
+    p = rng.uniform(size=4000)
+    chrom = ["1"] * 2000 + ["2"] * 2000
+    real = _table("t", list(p), chrom=chrom, pos=list(range(1, 2001)) * 2)
+    inflated = np.concatenate([p[:2000], p[2000:] ** 2])
+    synth = _table("t", list(inflated), chrom=chrom, pos=list(range(1, 2001)) * 2)
+    by_chrom = association.association_metrics(real, synth)["t"]["lambda_gc_by_chromosome"]
+    assert list(by_chrom) == ["1", "2"]
+    assert by_chrom["1"]["delta"] == 0.0
+    assert by_chrom["2"]["synthetic"] > 1.5 * by_chrom["2"]["real"]

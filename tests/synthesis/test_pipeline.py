@@ -70,7 +70,9 @@ def test_prep_splits_individuals_and_batches_snps(mosaic_run, demo_dataset):
 def test_synthetic_cohort_keeps_shape_frequencies_and_is_unreleased(mosaic_run):
     run_url, synthetic = mosaic_run
     train = Dataset.open(run_layout.url(run_url, run_layout.PREP_TRAIN))
-    assert synthetic.n_samples == train.n_samples
+    holdout = Dataset.open(run_layout.url(run_url, run_layout.PREP_HOLDOUT))
+    # The real cohort's size (training + held-out), so p-values are on the real study's scale.
+    assert synthetic.n_samples == train.n_samples + holdout.n_samples
     pd.testing.assert_frame_equal(synthetic.variants.drop(columns="af"), train.variants.drop(columns="af"))
     assert np.corrcoef(synthetic.variants["af"], train.variants["af"])[0, 1] > 0.98
     assert "released" not in synthetic.descriptor  # decided by compare, in compare/release.json

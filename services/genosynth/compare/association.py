@@ -136,7 +136,8 @@ def hit_agreement(
         locus_precision locus_recall`` (hits merged within ``window`` bp; a synthetic locus is real when
         it lies within ``window`` bp of a real locus, the same rule that merges hits), and ``beta_slope``:
         the least-squares slope through the origin of synthetic on real effect sizes over the real hits
-        (1 means effects of the same size; NaN without real hits).
+        (1 means effects of the same size; NaN without real hits), and ``sign_agreement``: the share of
+        real hits whose synthetic effect has the real sign.
     """
     real_hit = real["p"].to_numpy(dtype=np.float64) <= threshold
     synth_hit = synthetic["p"].to_numpy(dtype=np.float64) <= threshold
@@ -160,6 +161,8 @@ def hit_agreement(
     slope = math.nan
     if denominator > 0:
         slope = float(np.sum(beta_real[usable] * beta_synth[usable]) / denominator)
+    signs = np.sign(beta_real[usable]) == np.sign(beta_synth[usable])
+    sign_agreement = float(signs.mean()) if signs.size else math.nan
     return {
         "p_threshold": threshold,
         "hits_real": int(real_hit.sum()),
@@ -175,7 +178,25 @@ def hit_agreement(
         "locus_precision": _ratio(synth_true, len(synth_loci)),
         "locus_recall": _ratio(real_found, len(real_loci)),
         "beta_slope": slope,
+        "sign_agreement": sign_agreement,
     }
+
+
+def lambda_by_chromosome(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """lambda_GC of each chromosome, real and synthetic; inputs aligned as by :func:`align_trait`.
+
+    Returns
+    -------
+    ``{chromosome: {"real", "synthetic", "delta"}}`` in the tables' chromosome order.
+    """
+    chrom = real["chr"].astype(str).to_numpy()
+    p_real, p_synth = real["p"].to_numpy(dtype=np.float64), synthetic["p"].to_numpy(dtype=np.float64)
+    out = {}
+    for name in pd.unique(chrom):
+        here = chrom == name
+        lr, ls = lambda_gc(p_real[here]), lambda_gc(p_synth[here])
+        out[str(name)] = {"real": lr, "synthetic": ls, "delta": ls - lr}
+    return out
 
 
 def align_trait(real: pd.DataFrame, synthetic: pd.DataFrame, trait: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -191,7 +212,9 @@ def trait_agreement(
 ) -> dict[str, Any]:
     """All association metrics of one trait; inputs as returned by :func:`align_trait`.
 
-    ``n_snps`` (the SNPs tested in both) sets the Bonferroni threshold 0.05 / m.
+    ``n_snps`` (the SNPs tested in both) sets the Bonferroni threshold 0.05 / m. Besides the per-threshold
+    agreement: r of -log10 p over all SNPs, top -log10 p, lambda_GC overall and per chromosome, and the
+    effect slope and sign agreement over the real Bonferroni hits.
     """
     p_real = real["p"].to_numpy(dtype=np.float64)
     p_synth = synthetic["p"].to_numpy(dtype=np.float64)
@@ -200,6 +223,7 @@ def trait_agreement(
     correlation = math.nan
     if finite.sum() > 2 and np.std(lp_real[finite]) > 0 and np.std(lp_synth[finite]) > 0:
         correlation = float(np.corrcoef(lp_real[finite], lp_synth[finite])[0, 1])
+    bonferroni = hit_agreement(real, synthetic, thresholds_for(len(real))["bonferroni"], window)
     top_real = float(np.max(lp_real[np.isfinite(p_real)], initial=0.0))
     top_synth = float(np.max(lp_synth[np.isfinite(p_synth)], initial=0.0))
     lambda_real, lambda_synth = lambda_gc(p_real), lambda_gc(p_synth)
@@ -212,6 +236,9 @@ def trait_agreement(
         "lambda_gc_real": lambda_real,
         "lambda_gc_synthetic": lambda_synth,
         "lambda_gc_delta": lambda_synth - lambda_real,
+        "lambda_gc_by_chromosome": lambda_by_chromosome(real, synthetic),
+        "effect_slope_real_hits": bonferroni["beta_slope"],
+        "effect_sign_agreement_real_hits": bonferroni["sign_agreement"],
         "thresholds": {
             label: hit_agreement(real, synthetic, threshold, window)
             for label, threshold in thresholds_for(len(real)).items()

@@ -20,6 +20,7 @@ from genosynth.compare.gate import thresholds_from_config
 from genosynth.compare.genotypes import even_subsample, load_cohort
 from genosynth.errors import InputError
 from genosynth.formats.dataset import Dataset
+from genosynth.genetics.relatedness import kinship_spectrum
 from genosynth.run_config import RunConfig
 
 DETAILS = run_layout.COMPARE_DETAILS
@@ -30,6 +31,7 @@ MAX_SNPS = 20_000
 MAX_SAMPLES = 4_000
 PCA_SCORES_KEPT = 4
 KINSHIP_BINS = np.linspace(-0.5, 0.5, 101)
+KINSHIP_EIGENVALUES = 20  # leading eigenvalues of the centred kinship, as shares of its trace
 SIGNIFICANT_DIGITS = 7
 
 
@@ -115,8 +117,9 @@ def compute(run_url: str, *, seed: int = 0) -> tuple[dict[str, Any], dict[str, A
     ld_synth = structure.ld_decay(synth_dosages, snp_sets)
     king_real = structure.off_diagonal(pairs.train_train.king)
     king_synth = structure.off_diagonal(pairs.synth_synth.king)
-    grm_real = structure.off_diagonal(structure.centred_kinship(real_dosages))
-    grm_synth = structure.off_diagonal(structure.centred_kinship(synth_dosages))
+    kinship_real = structure.centred_kinship(real_dosages)
+    kinship_synth = structure.centred_kinship(synth_dosages)
+    grm_real, grm_synth = structure.off_diagonal(kinship_real), structure.off_diagonal(kinship_synth)
     pca_metrics, pca_scores = structure.pca_comparison(real_dosages, synth_dosages)
     struct = {
         "allele_frequency": structure.allele_frequency_metrics(train.variants["af"].to_numpy(float),
@@ -125,6 +128,8 @@ def compute(run_url: str, *, seed: int = 0) -> tuple[dict[str, Any], dict[str, A
                      "snps_per_chromosome": structure.LD_SNPS_PER_CHROMOSOME},
         "kinship_king": structure.kinship_quantiles(king_real, king_synth),
         "kinship_centred": structure.kinship_quantiles(grm_real, grm_synth),
+        "kinship_spectrum": {"real": kinship_spectrum(kinship_real, KINSHIP_EIGENVALUES),
+                             "synthetic": kinship_spectrum(kinship_synth, KINSHIP_EIGENVALUES)},
         "pca": pca_metrics,
     }
 

@@ -46,7 +46,7 @@ def run(run_url: str, batch: int | None = None) -> None:
             yield entry.start, dosages
 
     ids = [f"syn{i + 1:06d}" for i in range(n)]
-    samples = sample_phenotypes(model, blocks(), n=n, n_snps=train.n_variants, seed=config.seed, ids=ids)
+    samples = sample_phenotypes(model, blocks(), n=n, seed=config.seed, ids=ids)
     traits = list(config.traits) or train.traits
     writer.commit(
         samples, train.variants, traits=traits, covariates=covariates, column_kinds=train.column_kinds,

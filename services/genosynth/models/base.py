@@ -54,8 +54,12 @@ class GenotypeModel(ABC):
         cls, train: Dataset, holdout: Dataset, batches: Sequence[SnpBatch], *, seed: int,
         options: dict[str, Any],
     ) -> dict[str, Any]:
-        """Cohort-wide settings shared by all batches (default: only the synthetic cohort size)."""
-        return {"n_synthetic": int(options.get("n_synthetic", train.n_samples))}
+        """Cohort-wide settings shared by all batches (default: only the synthetic cohort size).
+
+        The synthetic cohort has the whole real cohort's size (training + held-out), so its p-values are on
+        the real study's scale; ``model_options.n_synthetic`` overrides.
+        """
+        return {"n_synthetic": int(options.get("n_synthetic", train.n_samples + holdout.n_samples))}
 
     @classmethod
     @abstractmethod

@@ -1,7 +1,7 @@
 """The linear mixed model behind phenotype synthesis: y = W a + e_g + e, e_g ~ N(0, vg K), e ~ N(0, ve I).
 
-Kept small and self-contained because synthesis needs pieces a GWAS does not expose: repeated scans
-with a growing set of fixed effects (stepwise QTL selection) on one rotation of the data. Everything
+Kept small and self-contained because synthesis refits the null model with a growing set of fixed
+effects (stepwise QTL selection) on one rotation of the data. Everything
 works in the eigenbasis of the kinship, ``K = U diag(s) U^T``, where the covariance is diagonal
 (Kang et al. 2008; Zhou & Stephens 2012).
 """
@@ -11,23 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize
 
 _LOG10_DELTA_RANGE = (-5.0, 5.0)  # delta = ve / vg, the range GEMMA searches
-SCAN_BLOCK = 8192  # SNPs per block of a scan
-
-
-def centered_kinship(dosages: np.ndarray) -> np.ndarray:
-    """``Xc Xc^T / m`` of mean-imputed, per-SNP centred dosages ``(n, m)`` -> ``(n, n)`` (GEMMA -gk 1)."""
-    centred = centre(dosages)
-    return (centred @ centred.T) / max(centred.shape[1], 1)
-
-
-def centre(dosages: np.ndarray) -> np.ndarray:
-    """Mean-impute missing calls and centre each SNP, ``(n, m)`` float64."""
-    means = np.nan_to_num(np.nanmean(dosages, axis=0)) if dosages.size else np.zeros(dosages.shape[1])
-    filled = np.where(np.isnan(dosages), means[None, :], dosages)
-    return (filled - means[None, :]).astype(np.float64)
 
 
 @dataclass
@@ -94,28 +80,3 @@ def fit_null(rotation: Rotation, yt: np.ndarray, wt: np.ndarray) -> NullFit:
     vg = rss / (len(yt) - wt.shape[1])
     delta = 10.0**log10_delta
     return NullFit(beta=beta, vg=vg, ve=delta * vg, delta=delta, loglik=-value)
-
-
-def scan(rotation: Rotation, delta: float, yt: np.ndarray, wt: np.ndarray, xt: np.ndarray) -> np.ndarray:
-    """Wald p-values of each SNP added to the fixed effects, with ``delta`` held at the null fit.
-
-    ``xt`` : (n, m) rotated, centred dosages. Returns (m,) p-values (1 for SNPs with no variation left
-    after the covariates).
-    """
-    scale = 1.0 / np.sqrt(rotation.eigenvalues + delta)
-    q, _ = np.linalg.qr(wt * scale[:, None])
-    yh = yt * scale
-    yr = yh - q @ (q.T @ yh)
-    # SNP blocks keep the temporaries at n x block instead of two more n x m float64 copies.
-    xx, xy = np.empty(xt.shape[1]), np.empty(xt.shape[1])
-    for lo in range(0, xt.shape[1], SCAN_BLOCK):
-        xr = xt[:, lo : lo + SCAN_BLOCK] * scale[:, None]
-        xr -= q @ (q.T @ xr)
-        xx[lo : lo + SCAN_BLOCK] = (xr**2).sum(axis=0)
-        xy[lo : lo + SCAN_BLOCK] = xr.T @ yr
-    usable = xx > 1e-8 * max(float(xx.max(initial=0.0)), 1e-300)
-    beta = np.where(usable, xy / np.where(usable, xx, 1.0), 0.0)
-    df = len(yt) - wt.shape[1] - 1
-    rss = np.maximum(float(yr @ yr) - beta * xy, 1e-300)
-    t2 = np.where(usable, beta**2 * xx / (rss / df), 0.0)
-    return np.where(usable, stats.f.sf(t2, 1, df), 1.0)

@@ -1,25 +1,33 @@
-"""Phenotype synthesis conditioned on synthetic genotypes, for all traits at once.
+"""Phenotype synthesis from the real genetic architecture, for all traits at once.
 
 Fit (on the real training split), per genetic trait (numeric or binary columns among the traits):
 
-1. a REML mixed model with the covariates as fixed effects and the centred-genotype kinship;
-2. stepwise QTL selection: scan all SNPs with the variance ratio held at the null fit, add the best SNP
-   to the fixed effects if ``p < p_enter``, refit, repeat (one lead SNP per locus; relatedness is in the
-   model, so it does not leak into the effect estimates and create false loci);
-3. the final REML fit: covariate effects ``a``, QTL effects ``b``, polygenic and residual variances.
+1. the null REML mixed model with the covariates ``W`` as fixed effects and the centred-genotype kinship
+   (it sets the variance components ``vg``, ``ve`` and the ridge penalty of step 2);
+2. lead QTLs by stepwise selection on LOCO scans: the whole-genome ridge (SNP-BLUP) background is fitted
+   once per step; each chromosome is scanned against the phenotype less the background predicted from
+   the *other* chromosomes (as REGENIE's step 2), so a chromosome-wide signal is found on its own
+   chromosome; the best SNP enters the fixed effects while ``p < p_enter``, up to ``max_qtl``;
+3. the final REML fit with ``[W, X_q]``: covariate effects ``a``, unshrunk QTL effects ``b``, ``vg``, ``ve``;
+4. whole-genome background effects ``u``, one per SNP: ridge of ``y - W a - X_q b`` on every SNP
+   (:mod:`genosynth.genetics.ridge`), penalty ``m ve / vg`` (BLUP, ``background: blup``) or chosen by
+   5-fold cross-validation (``background: cv``).
 
-Across traits, genetic and residual parts share the traits' residual correlation (within each phenotype
-column group). Every other column (covariates, categorical or sparse columns) comes from a Gaussian copula
-(:mod:`genosynth.phenotypes.copula`); each synthetic individual takes the missing-value pattern of a random
-real one, so missing rates and co-missingness are kept.
+Across traits, the genetic part of the background keeps the correlation of the fitted genetic values and
+the residual part the correlation of the residuals (within each phenotype column group). Every other column
+comes from a Gaussian copula (:mod:`genosynth.phenotypes.copula`); each synthetic individual takes the
+missing-value pattern of a random real one.
 
-Sample, for synthetic genotypes ``X`` (centred ``Xc``, ``m`` SNPs) and synthetic covariates ``W``::
+Sample, streamed SNP batch by batch as the synthetic genotypes ``X`` are assembled (centred on the real
+allele means, ``Xc``)::
 
-    y = W a + X_q b + g + e,   g = Xc u, u ~ N(0, vg / m)   (so g ~ N(0, vg K_syn)),   e ~ N(0, ve)
+    y = W a + (X_q - mean_real) b + s (Xc u + Xc z) + e
 
-and the noise ``g + e`` is made orthogonal to ``[W, X_q]`` in the metric of its own covariance, so the
-mixed-model estimates of ``a`` and ``b`` on the synthetic cohort equal the real ones: the synthetic GWAS
-reproduces the real effect sizes and p-value scale at the same sample size, without inflation.
+``z`` restores the genetic variance the ridge shrank away (``restore: random``, ``z ~ N(0, (vg_sample -
+var(Xc u)) / sum_j var_j)`` per SNP, correlated across traits), or ``u`` is scaled up instead (``restore:
+scale``). ``s`` sets the background variance to the real ``vg`` share of the sample and ``e ~ N(0, ve)``, so
+variance and heritability match. Only ``n x batch`` arrays are made; binary traits are a liability cut at
+the real prevalence.
 """
 
 from __future__ import annotations
@@ -30,13 +38,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import linalg
 
 from genosynth.formats.dataset import Dataset
+from genosynth.genetics.ridge import block_predictions, blup_penalty, cv_penalty, ridge_effects
+from genosynth.genetics.scan import linear_scan
+from genosynth.genetics.variance import background_mixing, haseman_elston_covariance, sqrt_psd
 from genosynth.phenotypes.copula import GaussianCopula, nearest_correlation
-from genosynth.phenotypes.mixed import Rotation, centre, fit_null, scan
+from genosynth.phenotypes.mixed import Rotation, fit_null
 
-DEFAULTS = {"p_enter": 1e-5, "max_qtl": 12, "min_observed": 20}
+DEFAULTS: dict[str, Any] = {"p_enter": 1e-5, "max_qtl": 12, "min_observed": 20, "background": "blup",
+                            "restore": "random"}
+BACKGROUNDS = ("blup", "cv")
+RESTORES = ("random", "scale")
 
 
 @dataclass
@@ -79,8 +92,11 @@ class TraitModel:
     qtl_snps: np.ndarray          # (q,) SNP indices into the training variants
     qtl_effects: np.ndarray       # (q,)
     qtl_centres: np.ndarray       # (q,) real mean dosage the effects are centred on
-    vg: float
-    ve: float
+    background: np.ndarray        # (m,) ridge effect per SNP (on dosages centred at the real means)
+    vg: float                     # REML polygenic variance (per unit of kinship)
+    ve: float                     # REML residual variance
+    genetic_variance: float       # vg times the mean kinship diagonal: the background variance to reach
+    fitted_variance: float        # variance of Xc u on the real individuals (below genetic_variance)
     prevalence: float             # binary traits: share of ones
     log: dict[str, Any] = field(default_factory=dict)
 
@@ -90,15 +106,21 @@ class PhenotypeModel:
     columns: list[str]                      # every sample column but ``id``, in table order
     kinds: dict[str, str]
     traits: list[TraitModel]
-    trait_correlation: np.ndarray           # (t, t) shared by genetic and residual parts
+    genetic_correlation: np.ndarray         # (t, t) of the background genetic values
+    residual_correlation: np.ndarray        # (t, t) of the residuals
+    snp_centres: np.ndarray                 # (m,) real mean dosage per SNP
+    snp_variance: float                     # sum over SNPs of the real dosage variance
     design: CovariateDesign
     copula: GaussianCopula
     missing_patterns: np.ndarray            # (n_real, len(columns)) bool, True where missing
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         return {
+            "settings": self.settings,
             "traits": {t.name: {"kind": t.kind, **t.log} for t in self.traits},
-            "trait_correlation": self.trait_correlation.round(6).tolist(),
+            "genetic_correlation": self.genetic_correlation.round(6).tolist(),
+            "residual_correlation": self.residual_correlation.round(6).tolist(),
             "copula": self.copula.describe(),
             "covariates": self.design.columns,
         }
@@ -116,108 +138,188 @@ def _genetic_traits(dataset: Dataset, traits: list[str], minimum: int) -> list[s
     return out
 
 
+def _check_settings(settings: dict[str, Any]) -> None:
+    if settings["background"] not in BACKGROUNDS:
+        raise ValueError(f"model_options.phenotypes.background {settings['background']!r}: expected one of "
+                         f"{', '.join(BACKGROUNDS)}")
+    if settings["restore"] not in RESTORES:
+        raise ValueError(f"model_options.phenotypes.restore {settings['restore']!r}: expected one of "
+                         f"{', '.join(RESTORES)}")
+
+
+def centred_float32(dosages: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """Dosages ``(n, m)`` centred on ``means`` ``(m,)``, missing calls at 0 (mean-imputed), float32."""
+    out = dosages.astype(np.float32) - means[None, :].astype(np.float32)
+    out[np.isnan(out)] = 0.0
+    return out
+
+
 def fit_phenotype_model(
     dataset: Dataset, *, traits: list[str], covariates: list[str], groups: list[list[str]],
     options: dict[str, Any] | None = None,
 ) -> PhenotypeModel:
     """Fit the phenotype model on a real (training) dataset; see the module docstring."""
     settings = {**DEFAULTS, **(options or {})}
+    _check_settings(settings)
     samples = dataset.samples
     kinds = dataset.column_kinds
     columns = [c for c in samples.columns if c != "id"]
     covariates = [c for c in covariates if c in samples.columns]
-    # Only the run's traits get a genetic model (all of them when none are named): each costs a rotation
-    # of every genotype, and the other columns are kept by the copula.
+    # Only the run's traits get a genetic model (all of them when none are named); the other columns are
+    # kept by the copula.
     genetic = [t for t in _genetic_traits(dataset, traits, int(settings["min_observed"]))
                if t not in covariates and (not traits or t in traits)]
     design = CovariateDesign.of(samples, covariates, kinds)
     w_all = design.matrix(samples)
     dosages = dataset.dosages()
-    snp_means = np.nan_to_num(np.nanmean(dosages, axis=0))
-    xc = centre(dosages).astype(np.float32)
+    snp_means = np.nan_to_num(np.nanmean(dosages, axis=0)) if dosages.size else np.zeros(dosages.shape[1])
+    xc = centred_float32(dosages, snp_means)
     del dosages
-    kinship = (xc.astype(np.float64) @ xc.T.astype(np.float64)) / max(xc.shape[1], 1)
-    # One rotated genotype matrix (n x m float64) at a time: memory does not grow with the number of
-    # missing-value patterns (cfw-sim: one per trait, 0.6 GB each).
-    cached_key, rotation, xt = None, None, None
+    chrom_codes, chrom_index = np.unique(dataset.variants["chr"].astype(str).to_numpy(), return_inverse=True)
+    snp_variance = float((xc.astype(np.float64) ** 2).sum() / max(len(xc), 1))
+    kinship = _kinship(xc)
+    cached_key, rotation = None, None
     trait_models, residuals = [], {}
     for name in genetic:
         y = pd.to_numeric(samples[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         observed = ~np.isnan(y)
         key = np.packbits(observed).tobytes()
         if key != cached_key:
-            rotation = xt = None  # free the previous pattern's arrays before making the next ones
+            rotation = None  # free the previous pattern's eigenvectors before making the next ones
             rotation = Rotation.of(kinship[np.ix_(observed, observed)])
-            xt = rotation.rotate(xc[observed].astype(np.float64))
             cached_key = key
-        model, resid = _fit_trait(name, kinds[name], y[observed], w_all[observed], xc[observed], rotation, xt,
-                                  settings)
+        x_obs = xc if observed.all() else xc[observed]
+        model, values, resid = fit_trait(name, kinds[name], y[observed], w_all[observed], x_obs, chrom_index,
+                                         len(chrom_codes), rotation, settings)
         model.qtl_centres = snp_means[model.qtl_snps].astype(np.float64)
         trait_models.append(model)
         residuals[name] = pd.Series(np.nan, index=samples.index)
-        residuals[name][observed] = resid
-    correlation = _trait_correlation(pd.DataFrame(residuals), genetic, groups)
+        residuals[name][observed] = values + resid
+    genetic_corr, residual_corr = _trait_correlations(pd.DataFrame(residuals), trait_models, kinship, groups)
     others = [c for c in columns if c not in genetic]
     copula = GaussianCopula.fit(samples[others], kinds)
     missing = samples[columns].isna().to_numpy()
-    return PhenotypeModel(columns, dict(kinds), trait_models, correlation, design, copula, missing)
+    return PhenotypeModel(columns, dict(kinds), trait_models, genetic_corr, residual_corr, snp_means,
+                          snp_variance, design, copula, missing, settings)
 
 
-def _fit_trait(name: str, kind: str, y: np.ndarray, w: np.ndarray, xc: np.ndarray, rotation: Rotation,
-               xt: np.ndarray, settings: dict[str, Any]) -> tuple[TraitModel, np.ndarray]:
+def _kinship(xc: np.ndarray, block: int = 4096) -> np.ndarray:
+    """``Xc Xc^T / m`` ``(n, n)`` of the training individuals, for the REML variance components only."""
+    out = np.zeros((xc.shape[0], xc.shape[0]))
+    for lo in range(0, xc.shape[1], block):
+        part = xc[:, lo : lo + block].astype(np.float64)
+        out += part @ part.T
+    return out / max(xc.shape[1], 1)
+
+
+def _penalty(x: np.ndarray, r: np.ndarray, delta: float, settings: dict[str, Any]) -> float:
+    lam = blup_penalty(x.shape[1], delta)
+    if settings["background"] == "cv":
+        lam, _ = cv_penalty(x, r, lam * np.array([0.03, 0.1, 0.3, 1.0, 3.0, 10.0]))
+    return lam
+
+
+def fit_trait(name: str, kind: str, y: np.ndarray, w: np.ndarray, x: np.ndarray, chrom_index: np.ndarray,
+              n_chrom: int, rotation: Rotation, settings: dict[str, Any],
+              ) -> tuple[TraitModel, np.ndarray, np.ndarray]:
+    """Architecture of one trait on its observed individuals.
+
+    Parameters
+    ----------
+    y : (n,); w : (n, c) covariates with intercept; x : (n, m) centred dosages (float32)
+    chrom_index : (m,) chromosome code of each SNP in ``[0, n_chrom)``
+    rotation : the kinship eigenbasis of these n individuals
+
+    Returns
+    -------
+    the trait model, the fitted background genetic values ``(n,)`` and the residuals ``(n,)``.
+    """
     yt, wt = rotation.rotate(y), rotation.rotate(w)
-    selected: list[int] = []
-    steps = []
     null = fit_null(rotation, yt, wt)
     pve0 = null.pve
+    selected: list[int] = []
+    steps = []
     while len(selected) < int(settings["max_qtl"]):
-        fixed = np.concatenate([wt, xt[:, selected]], axis=1)
-        p = scan(rotation, null.delta, yt, fixed, xt)
+        fixed = np.concatenate([w, x[:, selected].astype(np.float64)], axis=1)
+        r = y - fixed @ np.linalg.lstsq(fixed, y, rcond=None)[0]
+        u = ridge_effects(x, r, blup_penalty(x.shape[1], null.delta))
+        per_chrom = block_predictions(x, u, chrom_index, n_chrom)
+        total = per_chrom.sum(axis=1)
+        p = np.ones(x.shape[1])
+        for c in range(n_chrom):
+            cols = np.flatnonzero(chrom_index == c)
+            # LOCO: the chromosome's own SNPs against the phenotype less the other chromosomes' background.
+            p[cols] = linear_scan(x[:, cols], r - (total - per_chrom[:, c]), fixed)[1]
         p[selected] = 1.0
         best = int(np.argmin(p))
         if not p[best] < float(settings["p_enter"]):
             break
         selected.append(best)
         steps.append({"snp": best, "p": float(p[best])})
-        null = fit_null(rotation, yt, np.concatenate([wt, xt[:, selected]], axis=1))
+        null = fit_null(rotation, yt, np.concatenate([wt, rotation.rotate(x[:, selected].astype(np.float64))],
+                                                     axis=1))
     c = w.shape[1]
-    effects = null.beta
-    fitted = w @ effects[:c] + xc[:, selected].astype(np.float64) @ effects[c:]
+    fixed = np.concatenate([w, x[:, selected].astype(np.float64)], axis=1)
+    r = y - fixed @ null.beta
+    lam = _penalty(x, r, null.delta, settings)
+    u = ridge_effects(x, r, lam)
+    values = block_predictions(x, u, np.zeros(x.shape[1], dtype=np.int64), 1)[:, 0]
+    mean_diag = float((x.astype(np.float64) ** 2).sum() / (x.shape[0] * max(x.shape[1], 1)))
+    genetic_variance = null.vg * mean_diag
+    fitted_variance = float(np.var(values))
     model = TraitModel(
-        name=name, kind=kind, covariate_effects=effects[:c], qtl_snps=np.array(selected, dtype=np.int64),
-        qtl_effects=effects[c:], qtl_centres=np.zeros(len(selected)), vg=null.vg, ve=null.ve,
+        name=name, kind=kind, covariate_effects=null.beta[:c], qtl_snps=np.array(selected, dtype=np.int64),
+        qtl_effects=null.beta[c:], qtl_centres=np.zeros(len(selected)), background=u.astype(np.float32),
+        vg=null.vg, ve=null.ve, genetic_variance=genetic_variance, fitted_variance=fitted_variance,
         prevalence=float(np.mean(y)) if kind == "binary" else float("nan"),
-        log={"n": len(y), "pve_null": pve0, "pve": null.pve, "vg": null.vg, "ve": null.ve, "qtl": steps},
+        log={"n": len(y), "pve_null": pve0, "pve": null.pve, "vg": null.vg, "ve": null.ve,
+             "penalty": lam, "penalty_blup": blup_penalty(x.shape[1], null.delta),
+             "background_variance": genetic_variance, "background_fitted_variance": fitted_variance,
+             "qtl": steps},
     )
-    return model, y - fitted
+    return model, values, r - values
 
 
-def _trait_correlation(residuals: pd.DataFrame, traits: list[str], groups: list[list[str]]) -> np.ndarray:
-    if not traits:
-        return np.zeros((0, 0))
-    corr = np.nan_to_num(residuals[traits].corr(min_periods=3).to_numpy())
+def _trait_correlations(residuals: pd.DataFrame, models: list[TraitModel], kinship: np.ndarray,
+                        groups: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Genetic and residual correlations ``(t, t)`` of the traits' residuals after the fixed effects.
+
+    The genetic covariance of two traits is the cross-trait Haseman-Elston slope on the kinship (over
+    individuals observed for both); the residual one is what remains of their covariance, so the
+    phenotypic correlation is kept. Traits in different phenotype groups get zero.
+    """
+    t = len(models)
+    genetic, residual = np.eye(t), np.eye(t)
     group_of = {c: i for i, g in enumerate(groups) for c in g}
-    same = np.array([[group_of.get(a, -1) == group_of.get(b, -2) or a == b for b in traits] for a in traits])
-    corr = np.where(same, corr, 0.0)
-    np.fill_diagonal(corr, 1.0)
-    return nearest_correlation(corr)
-
-
-def _sqrt_psd(matrix: np.ndarray) -> np.ndarray:
-    values, vectors = np.linalg.eigh(matrix)
-    return vectors * np.sqrt(np.maximum(values, 0.0))
+    for i, a in enumerate(models):
+        for j in range(i):
+            b = models[j]
+            if group_of.get(a.name, -1) != group_of.get(b.name, -2):
+                continue
+            both = (residuals[a.name].notna() & residuals[b.name].notna()).to_numpy()
+            if both.sum() < 3:
+                continue
+            ra, rb = residuals[a.name].to_numpy()[both], residuals[b.name].to_numpy()[both]
+            ra, rb = ra - ra.mean(), rb - rb.mean()
+            cov_g = haseman_elston_covariance(kinship[np.ix_(both, both)], ra, rb)
+            rg = float(np.clip(cov_g / np.sqrt(max(a.vg * b.vg, 1e-300)), -0.99, 0.99))
+            shared_g = rg * np.sqrt(a.genetic_variance * b.genetic_variance)
+            re = float(np.clip((float(np.mean(ra * rb)) - shared_g) / np.sqrt(max(a.ve * b.ve, 1e-300)),
+                               -0.99, 0.99))
+            genetic[i, j] = genetic[j, i] = rg
+            residual[i, j] = residual[j, i] = re
+    return nearest_correlation(genetic), nearest_correlation(residual)
 
 
 def sample_phenotypes(
-    model: PhenotypeModel, blocks: Iterable[tuple[int, np.ndarray]], *, n: int, n_snps: int, seed: int,
-    ids: list[str],
+    model: PhenotypeModel, blocks: Iterable[tuple[int, np.ndarray]], *, n: int, seed: int, ids: list[str],
 ) -> pd.DataFrame:
     """Synthetic sample table for ``n`` synthetic individuals.
 
     Parameters
     ----------
     blocks : iterable of (start, (n, k) float dosages)
-        The synthetic genotypes in SNP order, streamed once (``n_snps`` SNPs in all).
+        The synthetic genotypes in SNP order, streamed once; only ``n x k`` arrays are made from them.
     ids : the synthetic sample ids, ``n`` of them.
 
     Returns
@@ -229,36 +331,42 @@ def sample_phenotypes(
     missing = model.missing_patterns[rng.integers(0, len(model.missing_patterns), n)]
     w = model.design.matrix(table)
     t = len(model.traits)
-    vg = np.array([tm.vg for tm in model.traits])
+    effects = (np.stack([tm.background for tm in model.traits], axis=1).astype(np.float64) if t
+               else np.zeros((len(model.snp_centres), 0)))
+    # Independent random backgrounds with var(X z) about 1 per trait, mixed in after the pass.
+    random_sd = 1.0 / np.sqrt(max(model.snp_variance, 1e-300))
     ve = np.array([tm.ve for tm in model.traits])
-    genetic_root = _sqrt_psd(model.trait_correlation * np.sqrt(np.outer(vg, vg))) if t else np.zeros((0, 0))
-    residual_root = _sqrt_psd(model.trait_correlation * np.sqrt(np.outer(ve, ve))) if t else np.zeros((0, 0))
+    residual_root = (sqrt_psd(model.residual_correlation * np.sqrt(np.outer(ve, ve))) if t
+                     else np.zeros((0, 0)))
     wanted = {int(s) for tm in model.traits for s in tm.qtl_snps}
     qtl_dosage: dict[int, np.ndarray] = {}
-    polygenic = np.zeros((n, t))
-    kinship = np.zeros((n, n))
+    fitted = np.zeros((n, t))
+    random = np.zeros((n, t))
     for start, block in blocks:
-        xc = centre(block)
-        kinship += xc @ xc.T
-        # u ~ N(0, Sigma_g / m) per SNP: g = Xc u has covariance Sigma_g (x) K_syn.
-        u = rng.standard_normal((block.shape[1], t)) @ genetic_root.T / np.sqrt(n_snps)
-        polygenic += xc @ u
-        for s in wanted & set(range(start, start + block.shape[1])):
+        stop = start + block.shape[1]
+        xc = centred_float32(block, model.snp_centres[start:stop]).astype(np.float64)
+        fitted += xc @ effects[start:stop]
+        random += xc @ (rng.standard_normal((block.shape[1], t)) * random_sd)
+        for s in wanted & set(range(start, stop)):
             column = block[:, s - start].astype(np.float64)
-            qtl_dosage[s] = np.where(np.isnan(column), np.nanmean(column), column)
-    kinship /= max(n_snps, 1)
+            qtl_dosage[s] = np.where(np.isnan(column), model.snp_centres[s], column)
     residual = rng.standard_normal((n, t)) @ residual_root.T
+    sd_g = np.sqrt([tm.genetic_variance for tm in model.traits])
+    if model.settings.get("restore") == "scale":
+        background = fitted
+    else:
+        background = fitted + random @ background_mixing(fitted, random,
+                                                        model.genetic_correlation * np.outer(sd_g, sd_g))
     out = {"id": ids}
     for i, tm in enumerate(model.traits):
         x_q = (np.stack([qtl_dosage[int(s)] for s in tm.qtl_snps], axis=1) if len(tm.qtl_snps)
                else np.zeros((n, 0)))
-        fixed_design = np.concatenate([w, x_q - tm.qtl_centres[None, :]], axis=1)
-        effects = np.concatenate([tm.covariate_effects, tm.qtl_effects])
         observed = ~missing[:, model.columns.index(tm.name)]
-        noise = polygenic[:, i] + residual[:, i]
-        noise[observed] = _orthogonal_noise(noise[observed], fixed_design[observed],
-                                            kinship[np.ix_(observed, observed)], tm.vg, tm.ve)
-        y = fixed_design @ effects + noise
+        # Set the background variance to the real one on this cohort's own LD and relatedness.
+        spread = float(np.var(background[observed, i])) if observed.sum() > 1 else 0.0
+        scale = np.sqrt(tm.genetic_variance / spread) if spread > 0 else 1.0
+        y = (w @ tm.covariate_effects + (x_q - tm.qtl_centres[None, :]) @ tm.qtl_effects
+             + scale * background[:, i] + residual[:, i])
         if tm.kind == "binary":
             cut = np.quantile(y[observed], 1.0 - tm.prevalence) if observed.any() else 0.0
             y = (y > cut).astype(np.float64)
@@ -271,16 +379,3 @@ def sample_phenotypes(
             frame[column] = frame[column].astype(object if frame[column].dtype == object else np.float64)
             frame.loc[missing[:, j], column] = np.nan if frame[column].dtype != object else None
     return frame
-
-
-def _orthogonal_noise(noise: np.ndarray, design: np.ndarray, kinship: np.ndarray, vg: float,
-                      ve: float) -> np.ndarray:
-    """Remove from ``noise`` its GLS projection on ``design`` under V = vg K + ve I (so C^T V^-1 e = 0)."""
-    if not len(noise):
-        return noise
-    v = vg * kinship + max(ve, 1e-12) * np.eye(len(noise))
-    factor = linalg.cho_factor(v + 1e-9 * np.trace(v) / len(v) * np.eye(len(v)))
-    vinv_c = linalg.cho_solve(factor, design)
-    gram = design.T @ vinv_c
-    coef = np.linalg.lstsq(gram, vinv_c.T @ noise, rcond=None)[0]
-    return noise - design @ coef

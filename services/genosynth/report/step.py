@@ -119,14 +119,21 @@ def _association_section(metrics: dict[str, Any], real: pd.DataFrame, synth: pd.
             ["λGC (median χ² / 0.4549)", entry["lambda_gc_real"], entry["lambda_gc_synthetic"],
              entry["lambda_gc_delta"]],
             ["correlation of -log10 p", None, None, entry["neglog10p_correlation"]],
+            ["effect slope at real Bonferroni hits", None, None, entry.get("effect_slope_real_hits")],
+            ["effect sign kept at real Bonferroni hits", None, None,
+             entry.get("effect_sign_agreement_real_hits")],
         ])
+        by_chrom = table(["chromosome", "λGC real", "λGC synthetic", "Δ"], [
+            [name, row["real"], row["synthetic"], row["delta"]]
+            for name, row in entry.get("lambda_gc_by_chromosome", {}).items()])
         parts.append(f"<h3>{_escape(trait)} <small>({fmt(entry['n_snps'])} SNPs)</small></h3>")
         parts.append(figure(manhattan, f"{_escape(trait)}: real -log10 p above the axis, synthetic below; "
                             "lines mark 1e-8 (solid), Bonferroni (dashed) and 1e-5 (dotted).",
                             f"Mirrored Manhattan plot of {trait}"))
         qq_figure = figure(qq, "Observed against expected -log10 p under the null.", f"QQ plot of {trait}")
         parts.append(f'{hit_table}<div class="row"><div>{overall}<p class="note">The last column of the '
-                     f"λGC row is the difference synthetic - real.</p></div><div>{qq_figure}</div></div>")
+                     f"λGC row is the difference synthetic - real.</p></div><div>{qq_figure}</div>"
+                     f"<div>{by_chrom}</div></div>")
     return "".join(parts)
 
 
@@ -164,6 +171,10 @@ def _structure_section(metrics: dict[str, Any], details: dict[str, Any], af_real
                          grm.get("real", []), grm.get("synthetic", []), strict=False)]
     quantiles = table(["quantile", "KING real", "KING synthetic", "centred real", "centred synthetic"],
                       quantile_rows)
+    spectrum = struct.get("kinship_spectrum", {})
+    spectrum_rows = [[f"λ{i + 1}", r, s] for i, (r, s) in enumerate(zip(
+        spectrum.get("real", []), spectrum.get("synthetic", []), strict=False))]
+    quantiles += table(["kinship eigenvalue (share of trace)", "real", "synthetic"], spectrum_rows)
     pc_rows = [[f"PC{i + 1}", v, r, w] for i, (v, r, w) in enumerate(zip(
         pca.get("variance_explained", []), pca.get("score_sd_ratio", []), pca.get("wasserstein_sd", []),
         strict=False))]

@@ -1,0 +1,1 @@
+"""Shared statistical-genetics array functions: pure numpy on plain arrays, shapes in the docstrings."""

@@ -1,0 +1,30 @@
+"""Linear association scan against a per-SNP least-squares fit."""
+
+import numpy as np
+from scipy import stats
+
+from genosynth.genetics.scan import linear_scan
+
+
+def test_linear_scan_matches_one_least_squares_fit_per_snp():
+    rng = np.random.default_rng(0)
+    n = 60
+    x = rng.binomial(2, 0.4, size=(n, 4)).astype(np.float64)
+    fixed = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = 1.5 * x[:, 1] + fixed[:, 1] + rng.normal(size=n)
+    beta, p = linear_scan(x, y, fixed)
+    for j in range(4):
+        design = np.column_stack([fixed, x[:, j]])
+        coef, rss, *_ = np.linalg.lstsq(design, y, rcond=None)
+        df = n - design.shape[1]
+        se = np.sqrt(rss[0] / df * np.linalg.inv(design.T @ design)[-1, -1])
+        assert np.isclose(beta[j], coef[-1])
+        assert np.isclose(p[j], 2 * stats.t.sf(abs(coef[-1] / se), df))
+    assert p[1] < 1e-5
+
+
+def test_a_snp_with_no_variation_gets_p_one():
+    n = 30
+    x = np.column_stack([np.ones(n), np.arange(n) % 3])
+    _, p = linear_scan(x, np.random.default_rng(1).normal(size=n), np.ones((n, 1)))
+    assert p[0] == 1.0 and p[1] < 1.0
