@@ -66,18 +66,25 @@ def test_default_values_validate_against_the_schema():
     assert _errors(_values()) == []
 
 
-def test_schema_closes_every_object():
-    def walk(node: Any, where: str) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "object":
-                assert node.get("additionalProperties") is False, f"{where} accepts unknown keys"
-            for key, child in node.items():
-                walk(child, f"{where}.{key}")
-        elif isinstance(node, list):
-            for i, child in enumerate(node):
-                walk(child, f"{where}[{i}]")
+def _schema_objects(node: Any = None, where: str = "$") -> list[tuple[str, dict]]:
+    """Every JSON object of values.schema.json with its path, parents first."""
+    if node is None:
+        node = json.loads((CHART / "values.schema.json").read_text())
+    found: list[tuple[str, dict]] = []
+    if isinstance(node, dict):
+        found.append((where, node))
+        for key, child in node.items():
+            found.extend(_schema_objects(child, f"{where}.{key}"))
+    elif isinstance(node, list):
+        for i, child in enumerate(node):
+            found.extend(_schema_objects(child, f"{where}[{i}]"))
+    return found
 
-    walk(json.loads((CHART / "values.schema.json").read_text()), "$")
+
+def test_schema_closes_every_object():
+    for where, node in _schema_objects():
+        if node.get("type") == "object":
+            assert node.get("additionalProperties") is False, f"{where} accepts unknown keys"
 
 
 @pytest.mark.parametrize("path", ["imageCpu", "gpu.maxConcurent", "metrics.serviceMonitor.intervall",
@@ -243,20 +250,10 @@ def test_every_schema_pattern_compiles_as_re2():
     import re2
 
     patterns: list[tuple[str, str]] = []
-
-    def walk(node: Any, where: str) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("pattern"), str):
-                patterns.append((where, node["pattern"]))
-            for key in node.get("patternProperties", {}):
-                patterns.append((f"{where}.patternProperties", key))
-            for key, child in node.items():
-                walk(child, f"{where}.{key}")
-        elif isinstance(node, list):
-            for i, child in enumerate(node):
-                walk(child, f"{where}[{i}]")
-
-    walk(json.loads((CHART / "values.schema.json").read_text()), "$")
+    for where, node in _schema_objects():
+        if isinstance(node.get("pattern"), str):
+            patterns.append((where, node["pattern"]))
+        patterns.extend((f"{where}.patternProperties", key) for key in node.get("patternProperties", {}))
     assert len(patterns) > 10
     for where, pattern in patterns:
         try:
