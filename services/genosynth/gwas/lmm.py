@@ -14,11 +14,14 @@ columns ``A = U^T [W, x, y]`` the Gram matrix ``G(lambda) = A^T diag(h) A`` give
 ``lambda`` is re-estimated for every SNP by REML on ``[1e-5, 1e5]`` as GEMMA does: the sign of
 ``dl_R/dlambda`` is checked at the ends of 10 log-spaced regions, a root is found in each region where it
 changes sign, and the best root (or a bound) wins. GEMMA runs Brent then Newton one SNP at a time; here all
-SNPs move together. The region ends are evaluated exactly with one matrix product over the eigen-coordinates
-(weights shared by all SNPs); inside a region each SNP's sums ``G(t)``, ``t = log lambda``, are Chebyshev
-interpolants on 16 shared nodes (the weights are analytic in ``t`` with poles at distance pi, so the
-interpolation error is about 1e-12), and the root is polished on the interpolant. The heavy work is a few
-BLAS matrix products per block of SNPs, on CUDA through torch when available.
+(SNP, trait) columns move together. The region ends are evaluated exactly with one matrix product over the
+eigen-coordinates (weights shared by all SNPs and traits); inside a region each column's sums ``G(t)``,
+``t = log lambda``, are Chebyshev interpolants on 16 shared nodes (the weights are analytic in ``t`` with
+poles at distance pi, so the interpolation error is about 1e-12). The derivative at the nodes brackets the
+root between two nodes, a secant step starts, and at most six Newton steps on the interpolant (its exact
+second derivative) solve it to 1e-10; the rare column that does not settle falls back to the bracketing
+Illinois search. The heavy work is a few BLAS matrix products per block of SNPs, on CUDA through torch when
+available.
 """
 
 from __future__ import annotations
@@ -110,8 +113,10 @@ def _reml(
     logdet_zz: torch.Tensor,
     n_project: int,
     df: float,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """Restricted log-likelihood and its derivative in ``t = log lambda``.
+    d2_gram: torch.Tensor | None = None,
+    d2_logdet_h: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+    """Restricted log-likelihood and its first (and second) derivative in ``t = log lambda``.
 
     Parameters
     ----------
@@ -121,16 +126,17 @@ def _reml(
     logdet_zz : ``log |Z'Z|`` of the projected columns (unweighted), broadcastable to ``...``.
     n_project : number of leading columns ``Z`` projected out (covariates, plus the SNP under H1).
     df : ``n - n_project``.
+    d2_gram, d2_logdet_h : second derivatives in ``t`` (with ``d_gram``), for Newton's method.
 
     Returns
     -------
-    (value, derivative or None, P) with P (..., r - n_project, r - n_project) the block left after
-    projecting out the ``n_project`` columns.
+    (value, derivative or None, P, second derivative or None) with P (..., r - n_project,
+    r - n_project) the block left after projecting out the ``n_project`` columns.
     """
-    p = gram
-    dp = d_gram
+    p, dp, d2p = gram, d_gram, d2_gram if d_gram is not None else None
     logdet = torch.zeros_like(gram[..., 0, 0])
     d_logdet = torch.zeros_like(logdet) if dp is not None else None
+    d2_logdet = torch.zeros_like(logdet) if d2p is not None else None
     # Project the leading column out and keep only the remaining block: the matrix shrinks each step.
     for _ in range(n_project):
         pkk = p[..., 0, 0]
@@ -142,6 +148,16 @@ def _reml(
             dcol = dp[..., 1:, 0]
             d_logdet = d_logdet + dpkk / pkk
             d_outer = dcol[..., :, None] * col[..., None, :] + col[..., :, None] * dcol[..., None, :]
+            if d2p is not None:
+                d2pkk = d2p[..., 0, 0]
+                d2col = d2p[..., 1:, 0]
+                d2_logdet = d2_logdet + d2pkk / pkk - (dpkk / pkk) ** 2
+                d2_outer = (d2col[..., :, None] * col[..., None, :] + col[..., :, None] * d2col[..., None, :]
+                            + 2 * dcol[..., :, None] * dcol[..., None, :])
+                r1, r2 = (dpkk / pkk)[..., None, None], (d2pkk / pkk)[..., None, None]
+                # Second derivative of outer / pkk, with q = outer / pkk.
+                d2q = (d2_outer - 2 * d_outer * r1 - outer * r2 + 2 * outer * r1 * r1) / pkk[..., None, None]
+                d2p = d2p[..., 1:, 1:] - d2q
             dp = dp[..., 1:, 1:] - d_outer / pkk[..., None, None] + outer * (dpkk / pkk**2)[..., None, None]
         p = p[..., 1:, 1:] - outer / pkk[..., None, None]
     p_yy = p[..., -1, -1]
@@ -150,9 +166,13 @@ def _reml(
     const = 0.5 * df * (math.log(df) - math.log(2 * math.pi) - 1.0)
     value = const - 0.5 * logdet_h - 0.5 * (logdet - logdet_zz) - 0.5 * df * torch.log(p_yy)
     if dp is None:
-        return value, None, p
-    derivative = -0.5 * d_logdet_h - 0.5 * d_logdet - 0.5 * df * dp[..., -1, -1] / p_yy
-    return value, derivative, p
+        return value, None, p, None
+    ratio = dp[..., -1, -1] / p_yy
+    derivative = -0.5 * d_logdet_h - 0.5 * d_logdet - 0.5 * df * ratio
+    if d2p is None:
+        return value, derivative, p, None
+    second = -0.5 * d2_logdet_h - 0.5 * d2_logdet - 0.5 * df * (d2p[..., -1, -1] / p_yy - ratio**2)
+    return value, derivative, p, second
 
 
 def _logdet_zz(gram_ones: torch.Tensor, n_project: int) -> torch.Tensor:
@@ -167,10 +187,12 @@ def _logdet_zz(gram_ones: torch.Tensor, n_project: int) -> torch.Tensor:
     return out
 
 
-def _logdet_h(values: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``sum log(1 + lambda d)`` and its ``t``-derivative ``sum lambda d / (1 + lambda d)``, shapes (g,)."""
+def _logdet_h(values: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``sum log(1 + lambda d)`` and its first two ``t``-derivatives ``sum s / (1 + s)`` and
+    ``sum s / (1 + s)^2`` (``s = lambda d``), shapes (g,) for log-lambdas ``t`` (g,)."""
     scaled = torch.exp(t)[:, None] * values[None, :]
-    return torch.log1p(scaled).sum(dim=1), (scaled / (1.0 + scaled)).sum(dim=1)
+    share = scaled / (1.0 + scaled)
+    return torch.log1p(scaled).sum(dim=1), share.sum(dim=1), (share / (1.0 + scaled)).sum(dim=1)
 
 
 def _region_ends(device: torch.device, l_min: float, l_max: float, n_region: int) -> torch.Tensor:
@@ -195,14 +217,16 @@ def _chebyshev_fit_matrix(n: int) -> np.ndarray:
     return fit
 
 
-def _chebyshev_basis(u: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``T_k(u)`` and ``T_k'(u)`` for k < n, shapes (b, n)."""
+def _chebyshev_basis(u: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``T_k(u)``, ``T_k'(u)`` and ``T_k''(u)`` for k < n, shapes (b, n)."""
     t = [torch.ones_like(u), u]
     dt = [torch.zeros_like(u), torch.ones_like(u)]
+    d2t = [torch.zeros_like(u), torch.zeros_like(u)]
     for _ in range(2, n):
         t.append(2 * u * t[-1] - t[-2])
         dt.append(2 * t[-2] + 2 * u * dt[-1] - dt[-2])
-    return torch.stack(t[:n], dim=1), torch.stack(dt[:n], dim=1)
+        d2t.append(4 * dt[-2] + 2 * u * d2t[-1] - d2t[-2])
+    return torch.stack(t[:n], dim=1), torch.stack(dt[:n], dim=1), torch.stack(d2t[:n], dim=1)
 
 
 # --- null model ----------------------------------------------------------------------------------------
@@ -231,8 +255,8 @@ def fit_null_rotated(
         h = _weights(values, t)
         gram = _fixed_gram(h, fixed)
         d_gram = _fixed_gram(h * h - h, fixed)
-        logdet_h, d_logdet_h = _logdet_h(values, t)
-        return _reml(gram, d_gram, logdet_h, d_logdet_h, logdet_zz, c, df)
+        logdet_h, d_logdet_h, _ = _logdet_h(values, t)
+        return _reml(gram, d_gram, logdet_h, d_logdet_h, logdet_zz, c, df)[:3]
 
     ends = _region_ends(values.device, l_min, l_max, n_region)
     f_ends, g_ends, _ = evaluate(ends)
@@ -295,6 +319,10 @@ def fit_null(kinship: np.ndarray, y: np.ndarray, covariates: np.ndarray | None =
 
 # --- per-SNP scan --------------------------------------------------------------------------------------
 
+N_NEWTON = 8  # Newton steps from the secant start in a region; few columns need the fallback
+NEWTON_TOL = 1e-7  # last step in u (the region mapped onto [-1, 1]); the root is then good to ~1e-13
+MAX_COLUMNS = 1 << 15  # (SNP, trait) columns searched together: bounds the memory of the Gram tensors
+
 
 @dataclass
 class LmmResult:
@@ -307,142 +335,245 @@ class LmmResult:
     logl: np.ndarray
 
 
+@dataclass
+class _Sums:
+    """Weighted sums for a set of weight rows ``w`` (g, n), over all SNPs of a block and all traits.
+
+    ``ww`` (g, c, c) ``W'HW``; ``wy`` (g, c, t) ``W'HY``; ``yy`` (g, t) ``y'Hy`` of each trait;
+    ``xw`` (g, m, c) ``x'HW``; ``xx`` (g, m) ``x'Hx``; ``xy`` (g, m, t) ``x'Hy``.
+    """
+
+    ww: torch.Tensor
+    wy: torch.Tensor
+    yy: torch.Tensor
+    xw: torch.Tensor
+    xx: torch.Tensor
+    xy: torch.Tensor
+
+    @classmethod
+    def of(cls, weights: torch.Tensor, covariates_rot: torch.Tensor, traits_rot: torch.Tensor,
+           snps_rot: torch.Tensor) -> _Sums:
+        fixed_cols = torch.cat([covariates_rot, traits_rot], dim=1)  # (n, c + t)
+        # (g, c+t, c+t) as one batched GEMM: with many traits the column products would not fit.
+        fixed = torch.matmul(fixed_cols.T[None] * weights[:, None, :], fixed_cols)
+        c, t = covariates_rot.shape[1], traits_rot.shape[1]
+        snp_w, snp_x = _snp_side(weights, covariates_rot, snps_rot)
+        if t <= 4:
+            # Few traits: one GEMM (g, n) x (n, m) per trait beats a batch of thin products.
+            snp_y = torch.stack([weights @ (snps_rot * traits_rot[:, j:j + 1]) for j in range(t)], dim=2)
+        else:
+            # x'HY for every weight row and trait: one GEMM (m, n) x (n, g t).
+            g = weights.shape[0]
+            weighted = (weights.T[:, :, None] * traits_rot[:, None, :]).reshape(len(traits_rot), g * t)
+            snp_y = (snps_rot.T @ weighted).reshape(-1, g, t).transpose(0, 1)
+        idx = torch.arange(t, device=weights.device)
+        return cls(ww=fixed[:, :c, :c], wy=fixed[:, :c, c:], yy=fixed[:, c + idx, c + idx], xw=snp_w,
+                   xx=snp_x, xy=snp_y)
+
+    def gram(self, snp: torch.Tensor, trait: torch.Tensor) -> torch.Tensor:
+        """Gram matrices over ``[W, x, y]`` of the columns (SNP ``snp[k]``, trait ``trait[k]``):
+        (g, k, c+2, c+2)."""
+        g, c = self.ww.shape[0], self.ww.shape[1]
+        out = torch.empty((g, len(snp), c + 2, c + 2), dtype=self.ww.dtype, device=self.ww.device)
+        out[:, :, :c, :c] = self.ww[:, None]
+        wy = self.wy[:, :, trait].transpose(1, 2)
+        out[:, :, :c, c + 1] = wy
+        out[:, :, c + 1, :c] = wy
+        out[:, :, c + 1, c + 1] = self.yy[:, trait]
+        xw = self.xw[:, snp]
+        out[:, :, c, :c] = xw
+        out[:, :, :c, c] = xw
+        out[:, :, c, c] = self.xx[:, snp]
+        xy = self.xy[:, snp, trait]
+        out[:, :, c, c + 1] = xy
+        out[:, :, c + 1, c] = xy
+        return out
+
+
 def _snp_side(weights: torch.Tensor, covariates_rot: torch.Tensor,
               snps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Trait-independent weighted sums: ``x' H W`` (g, m, c) and ``x' H x`` (g, m) for every weight row.
-
-    They are shared by all traits of a pattern: the weight rows (region ends, Chebyshev nodes) are fixed.
-    """
+    """Trait-independent weighted sums: ``x' H W`` (g, m, c) and ``x' H x`` (g, m) for every weight row."""
     g, m = weights.shape[0], snps.shape[1]
     c = covariates_rot.shape[1]
     products = (snps[:, :, None] * covariates_rot[:, None, :]).reshape(snps.shape[0], m * c)
     return (weights @ products).reshape(g, m, c), weights @ (snps * snps)
 
 
-def _snp_gram(fixed_gram: torch.Tensor, snp_w: torch.Tensor, snp_x: torch.Tensor,
-              snp_y: torch.Tensor) -> torch.Tensor:
-    """Gram matrices over ``[W, x, y]`` for every weight row and SNP: (g, m, c+2, c+2).
+class _Interpolant:
+    """Chebyshev interpolants in ``u`` of the Gram matrices of some columns over one region
+    ``t = mid + half u``, ``u`` in [-1, 1], and of ``sum log(1 + lambda d)``."""
 
-    ``fixed_gram`` (g, c+1, c+1) over ``[W, y]``; ``snp_w`` (g, m, c) = x'HW; ``snp_x`` (g, m) = x'Hx;
-    ``snp_y`` (g, m) = x'Hy.
+    def __init__(self, node_gram: torch.Tensor, node_logdet: torch.Tensor, mid: torch.Tensor,
+                 half: torch.Tensor, logdet_zz: torch.Tensor, c: int, df: float) -> None:
+        k, s, r, _ = node_gram.shape
+        fit = torch.as_tensor(_chebyshev_fit_matrix(k), device=node_gram.device)
+        # (s, r*r, k): the layout that one batched product per evaluation wants.
+        self.coef = (fit @ node_gram.reshape(k, s * r * r)).reshape(k, s, r * r).permute(1, 2, 0).contiguous()
+        self.coef_logdet = fit @ node_logdet
+        self.mid, self.half, self.logdet_zz, self.c, self.df, self.r = mid, half, logdet_zz, c, df, r
+
+    def subset(self, columns: torch.Tensor) -> _Interpolant:
+        """The interpolant of some of the columns."""
+        out = object.__new__(_Interpolant)
+        out.__dict__.update(self.__dict__)
+        out.coef, out.logdet_zz = self.coef[columns], self.logdet_zz[columns]
+        return out
+
+    def at(self, u: torch.Tensor, idx: torch.Tensor | None = None, second: bool = False):
+        """REML value, derivative in u (and second derivative) and Gram at ``u`` (s,) of columns ``idx``."""
+        coef = self.coef if idx is None else self.coef[idx]
+        zz = self.logdet_zz if idx is None else self.logdet_zz[idx]
+        k = coef.shape[2]
+        basis, d_basis, d2_basis = _chebyshev_basis(u, k)
+        bases = torch.stack([basis, d_basis / self.half, d2_basis / self.half**2], dim=2)  # (s, k, 3)
+        if not second:
+            bases = bases[:, :, :2]
+        grams = torch.bmm(coef, bases)  # (s, r*r, 2 or 3)
+        logdets = bases.transpose(1, 2) @ self.coef_logdet  # (s, 2 or 3)
+        shape = (len(u), self.r, self.r)
+        gram = grams[:, :, 0].reshape(shape)
+        value, derivative, _, d2 = _reml(
+            gram, grams[:, :, 1].reshape(shape), logdets[:, 0], logdets[:, 1], zz, self.c + 1, self.df,
+            d2_gram=grams[:, :, 2].reshape(shape) if second else None,
+            d2_logdet_h=logdets[:, 2] if second else None)
+        # In u: d/du = half d/dt (the bases above are in t).
+        return value, derivative * self.half, gram, (d2 * self.half**2 if second else None)
+
+
+def _newton_root(interp: _Interpolant, lo: torch.Tensor, hi: torch.Tensor, g_lo: torch.Tensor,
+                 g_hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Root in u of the REML derivative inside brackets ``[lo, hi]`` (s,): secant start, then at most
+    :data:`N_NEWTON` safeguarded Newton steps (bisection when a step leaves the bracket).
+
+    A column stops after a step shorter than :data:`NEWTON_TOL`: Newton's convergence is quadratic, so
+    the point it stops at is accurate to about the square of that step. Returns the roots (s,) and a mask
+    of the columns that needed the fallback.
     """
-    g, m, c = snp_w.shape
-    r = c + 2
-    out = torch.empty((g, m, r, r), dtype=snp_w.dtype, device=snp_w.device)
-    idx = torch.tensor([*range(c), c + 1], device=snp_w.device)  # positions of W columns and y
-    out[:, :, idx[:, None], idx[None, :]] = fixed_gram[:, None, :, :].expand(g, m, c + 1, c + 1)
-    out[:, :, c, :c] = snp_w
-    out[:, :, :c, c] = snp_w
-    out[:, :, c, c + 1] = snp_y
-    out[:, :, c + 1, c] = snp_y
-    out[:, :, c, c] = snp_x
-    return out
+    lo, hi, g_lo, g_hi = lo.clone(), hi.clone(), g_lo.clone(), g_hi.clone()
+    denom = g_hi - g_lo
+    u = torch.where(denom != 0, lo - g_lo * (hi - lo) / torch.where(denom != 0, denom, 1.0), 0.5 * (lo + hi))
+    u = torch.where(g_lo == 0, lo, torch.where(g_hi == 0, hi, u))
+    active = ((g_lo != 0) & (g_hi != 0)).nonzero().flatten()
+    local = interp.subset(active)  # the interpolant of the active columns only, compacted as they settle
+    for _ in range(N_NEWTON):
+        if active.numel() == 0:
+            break
+        ua = u[active]
+        _, g, _, gp = local.at(ua, second=True)
+        a_lo, a_hi, a_glo = lo[active], hi[active], g_lo[active]
+        left = g * a_glo > 0  # the root is above ua
+        a_lo = torch.where(left, ua, a_lo)
+        a_hi = torch.where(left, a_hi, ua)
+        lo[active], hi[active] = a_lo, a_hi
+        g_lo[active] = torch.where(left, g, a_glo)
+        g_hi[active] = torch.where(left, g_hi[active], g)
+        step = ua - g / gp
+        step = torch.where(torch.isfinite(step) & (step > a_lo) & (step < a_hi), step, 0.5 * (a_lo + a_hi))
+        step = torch.where(g == 0, ua, step)  # an exact root stays (ua is then a bracket end)
+        u[active] = step
+        converged = (g == 0) | ((step - ua).abs() < NEWTON_TOL) | (a_hi - a_lo < NEWTON_TOL)
+        if converged.any():
+            active = active[~converged]
+            local = local.subset((~converged).nonzero().flatten())
+    failed = torch.zeros_like(u, dtype=torch.bool)
+    failed[active] = True
+    if active.numel():
+        # Fallback for the few columns Newton did not settle: the bracketing search on the same interpolant.
+        u[active] = _illinois(lambda x, idx: local.at(x, idx)[1], lo[active], hi[active],
+                              g_lo[active], g_hi[active])
+    return u, failed
 
 
 def lmm_scan(
     eigen: Eigen,
     covariates_rot: torch.Tensor,
-    trait_rot: torch.Tensor,
+    traits_rot: torch.Tensor,
     snps_rot: torch.Tensor,
     l_min: float = L_MIN,
     l_max: float = L_MAX,
     n_region: int = N_REGION,
-    shared: dict | None = None,
-) -> LmmResult:
-    """REML lambda and Wald test of each SNP, as GEMMA ``-lmm 1``.
+) -> list[LmmResult]:
+    """REML lambda and Wald test of each SNP against each trait, as GEMMA ``-lmm 1``.
 
     Parameters
     ----------
     eigen : eigendecomposition of the centred kinship of the analysed individuals.
     covariates_rot : (n, c) ``U^T W`` (intercept included).
-    trait_rot : (n,) ``U^T y``.
-    snps_rot : (n, m) ``U^T X`` of mean-imputed dosages.
-    shared : a dict kept across the traits of one pattern and block of SNPs, so that the
-        trait-independent sums are computed once.
+    traits_rot : (n, t) ``U^T Y``.
+    snps_rot : (n, m) ``U^T X`` of mean-imputed (centred) dosages.
+
+    Returns
+    -------
+    One :class:`LmmResult` of m SNPs per trait.
+
+    The search per (SNP, trait) column, all columns together: the sign of the REML derivative at the 11
+    region ends (exact); in each region where it changes, the Gram matrices at 16 Chebyshev nodes (exact,
+    one batched product for all columns) give the interpolant and the derivative at the nodes; the sign
+    change between two nodes brackets the root, a secant step starts Newton on the interpolant, and the
+    best root (or a bound) wins, as in GEMMA.
     """
     values = eigen.values
     device = values.device
     n, c = covariates_rot.shape
-    m = snps_rot.shape[1]
+    m, t = snps_rot.shape[1], traits_rot.shape[1]
     df = n - c - 1
-    fixed = torch.cat([covariates_rot, trait_rot[:, None]], dim=1)
-    ones = torch.ones((1, n), dtype=torch.float64, device=device)
-
-    def snp_side(key, weights, sel=None):
-        # With one trait only the SNPs that need it are computed; with several, all SNPs once.
-        if shared is None:
-            return _snp_side(weights, covariates_rot, snps_rot if sel is None else snps_rot[:, sel])
-        if key not in shared:
-            shared[key] = _snp_side(weights, covariates_rot, snps_rot)
-        snp_w, snp_x = shared[key]
-        return (snp_w, snp_x) if sel is None else (snp_w[:, sel], snp_x[:, sel])
-
-    # Region ends: exact values, derivatives, and the unweighted Gram for log|Z'Z| (one matrix product).
     ends = _region_ends(device, l_min, l_max, n_region)
-    h = _weights(values, ends)
-    stacked = torch.cat([h, h * h - h, ones], dim=0)
-    snp_w, snp_x = snp_side("ends", stacked)
-    gram_all = _snp_gram(_fixed_gram(stacked, fixed), snp_w, snp_x, stacked @ (snps_rot * trait_rot[:, None]))
     n_ends = len(ends)
-    gram_ends, d_gram_ends, gram_ones = gram_all[:n_ends], gram_all[n_ends:2 * n_ends], gram_all[-1]
-    logdet_zz = _logdet_zz(gram_ones, c + 1)  # (m,)
-    logdet_h, d_logdet_h = _logdet_h(values, ends)
-    f_ends, g_ends, _ = _reml(gram_ends, d_gram_ends, logdet_h[:, None], d_logdet_h[:, None],
-                              logdet_zz[None, :], c + 1, df)
+    h = _weights(values, ends)
+    ones = torch.ones((1, n), dtype=torch.float64, device=device)
+    end_sums = _Sums.of(torch.cat([h, h * h - h, ones], dim=0), covariates_rot, traits_rot, snps_rot)
+    logdet_h, d_logdet_h, _ = _logdet_h(values, ends)
 
-    best_f = torch.full((m,), -math.inf, dtype=torch.float64, device=device)
-    best_t = torch.full((m,), math.nan, dtype=torch.float64, device=device)
-    best_gram = torch.full((m, c + 2, c + 2), math.nan, dtype=torch.float64, device=device)
-
-    fit = torch.as_tensor(_chebyshev_fit_matrix(N_CHEBYSHEV), device=device)
     nodes_u = torch.as_tensor(_chebyshev_nodes(N_CHEBYSHEV), device=device)
-    for region in range(n_region):
-        changes = g_ends[region] * g_ends[region + 1] <= 0
-        sel = changes.nonzero().flatten()
-        if sel.numel() == 0:
-            continue
-        lo_t, hi_t = ends[region], ends[region + 1]
-        half = 0.5 * (hi_t - lo_t)
-        mid = 0.5 * (hi_t + lo_t)
-        node_t = mid + half * nodes_u
-        hn = _weights(values, node_t)
-        snp_w, snp_x = snp_side(("region", region), hn, sel)
-        node_gram = _snp_gram(_fixed_gram(hn, fixed), snp_w, snp_x,
-                              hn @ (snps_rot[:, sel] * trait_rot[:, None]))  # (N, s, r, r)
-        coef_gram = torch.einsum("kj,jsab->ksab", fit, node_gram)
-        node_logdet, _ = _logdet_h(values, node_t)
-        coef_logdet = fit @ node_logdet
-        zz = logdet_zz[sel]
+    region_sums: dict[int, _Sums] = {}
 
-        def at(u: torch.Tensor, idx=None, coef_gram=coef_gram, coef_logdet=coef_logdet, half=half,
-               zz=zz):
-            coef = coef_gram if idx is None else coef_gram[:, idx]
-            basis, d_basis = _chebyshev_basis(u, N_CHEBYSHEV)
-            gram = torch.einsum("sk,ksab->sab", basis, coef)
-            d_gram = torch.einsum("sk,ksab->sab", d_basis, coef) / half
-            value, derivative, _ = _reml(gram, d_gram, basis @ coef_logdet, (d_basis @ coef_logdet) / half,
-                                         zz if idx is None else zz[idx], c + 1, df)
-            return value, derivative, gram
-
-        lower = torch.full((len(sel),), -1.0, dtype=torch.float64, device=device)
-        u_root = _illinois(lambda u, idx, at=at: at(u, idx)[1], lower, -lower,
-                           g_ends[region, sel], g_ends[region + 1, sel])
-        f_root, _, gram_root = at(u_root)
-        better = f_root > best_f[sel]
-        upd = sel[better]
-        best_f[upd] = f_root[better]
-        best_t[upd] = (mid + half * u_root)[better]
-        best_gram[upd] = gram_root[better]
-
-    for end in (0, n_ends - 1):
-        better = f_ends[end] > best_f
-        best_f = torch.where(better, f_ends[end], best_f)
-        best_t = torch.where(better, ends[end], best_t)
-        best_gram[better] = gram_ends[end][better]
-
+    columns = torch.arange(m * t, device=device)
+    best_f = torch.full((m * t,), -math.inf, dtype=torch.float64, device=device)
+    best_t = torch.full((m * t,), math.nan, dtype=torch.float64, device=device)
+    best_gram = torch.empty((m * t, c + 2, c + 2), dtype=torch.float64, device=device)
+    for chunk in torch.split(columns, MAX_COLUMNS):
+        snp, trait = chunk // t, chunk % t
+        gram_all = end_sums.gram(snp, trait)
+        gram_ends, d_gram_ends = gram_all[:n_ends], gram_all[n_ends:2 * n_ends]
+        logdet_zz = _logdet_zz(gram_all[-1], c + 1)  # (k,)
+        f_ends, g_ends, _, _ = _reml(gram_ends, d_gram_ends, logdet_h[:, None], d_logdet_h[:, None],
+                                     logdet_zz[None, :], c + 1, df)
+        f_best = torch.full((len(chunk),), -math.inf, dtype=torch.float64, device=device)
+        t_best = torch.full((len(chunk),), math.nan, dtype=torch.float64, device=device)
+        g_best = torch.empty((len(chunk), c + 2, c + 2), dtype=torch.float64, device=device)
+        for region in range(n_region):
+            sel = (g_ends[region] * g_ends[region + 1] <= 0).nonzero().flatten()
+            if sel.numel() == 0:
+                continue
+            lo_t, hi_t = ends[region], ends[region + 1]
+            half, mid = 0.5 * (hi_t - lo_t), 0.5 * (hi_t + lo_t)
+            node_t = mid + half * nodes_u
+            if region not in region_sums:
+                region_sums[region] = _Sums.of(_weights(values, node_t), covariates_rot, traits_rot, snps_rot)
+            node_gram = region_sums[region].gram(snp[sel], trait[sel])  # (k, s, r, r)
+            node_logdet, _, _ = _logdet_h(values, node_t)
+            interp = _Interpolant(node_gram, node_logdet, mid, half, logdet_zz[sel], c, df)
+            ones_s = torch.ones(len(sel), dtype=torch.float64, device=device)
+            # Region ends in u with the derivative in u (d/du = half d/dt).
+            u_root, _ = _newton_root(interp, -ones_s, ones_s, g_ends[region, sel] * half,
+                                     g_ends[region + 1, sel] * half)
+            f_root, _, gram_root, _ = interp.at(u_root)
+            better = f_root > f_best[sel]
+            upd = sel[better]
+            f_best[upd] = f_root[better]
+            t_best[upd] = (mid + half * u_root)[better]
+            g_best[upd] = gram_root[better]
+        for end in (0, n_ends - 1):
+            better = f_ends[end] > f_best
+            f_best = torch.where(better, f_ends[end], f_best)
+            t_best = torch.where(better, ends[end], t_best)
+            g_best[better] = gram_ends[end][better]
+        best_f[chunk], best_t[chunk], best_gram[chunk] = f_best, t_best, g_best
     beta, se, p = _wald(best_gram, c, df)
-    return LmmResult(beta=beta, se=se, p=p, lambda_=torch.exp(best_t).cpu().numpy(),
-                     logl=best_f.cpu().numpy())
+    lam, logl = torch.exp(best_t).cpu().numpy(), best_f.cpu().numpy()
+    # Columns are SNP-major: column j * t + l is SNP j, trait l.
+    return [LmmResult(beta=beta.reshape(m, t)[:, j], se=se.reshape(m, t)[:, j], p=p.reshape(m, t)[:, j],
+                      lambda_=lam.reshape(m, t)[:, j], logl=logl.reshape(m, t)[:, j]) for j in range(t)]
 
 
 def _illinois(fn, lo: torch.Tensor, hi: torch.Tensor, f_lo: torch.Tensor, f_hi: torch.Tensor,
@@ -551,11 +682,8 @@ class LmmPattern:
             return self._search(snps_rot)
 
     def _search(self, snps_rot: torch.Tensor) -> list[LmmResult]:
-        n_traits = self.traits_rot.shape[1]
-        shared: dict | None = {} if n_traits > 1 else None
         with _torch_threads(1, self.device):
-            return [lmm_scan(self.eigen, self.covariates_rot, self.traits_rot[:, j], snps_rot, shared=shared)
-                    for j in range(self.traits_rot.shape[1])]
+            return lmm_scan(self.eigen, self.covariates_rot, self.traits_rot, snps_rot)
 
 
 @contextlib.contextmanager
