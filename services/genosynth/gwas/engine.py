@@ -37,7 +37,7 @@ from genosynth.formats.dataset import Dataset
 from genosynth.gwas import filters as snp_filters
 from genosynth.gwas.kinship import centered_genotypes, double_centre
 from genosynth.gwas.linear import linear_regression
-from genosynth.gwas.lmm import LmmPattern, default_device
+from genosynth.gwas.lmm import LmmPattern, NullModel, default_device, eigendecompose_many
 
 MODELS = ("lm", "lmm")
 TABLE_COLUMNS = ["trait", "snp", "chr", "pos", "n", "n_miss", "af", "beta", "se", "p"]
@@ -102,7 +102,7 @@ class _Pattern:
     af: np.ndarray
     n_miss: np.ndarray
     kinship_snps: int = 0
-    null_models: list = field(default_factory=list)
+    null_models: list[NullModel] = field(default_factory=list)
 
     @property
     def passed(self) -> np.ndarray:
@@ -195,6 +195,120 @@ def fixed_threads(count: int):
         torch.set_num_threads(before)
 
 
+@dataclass(frozen=True)
+class _Options:
+    """What to run, validated: the arguments of :func:`run_gwas` past the dataset."""
+
+    traits: list[str]
+    covariates: list[str]
+    model: str
+    loco: bool
+    missing: str
+    settings: snp_filters.FilterSettings
+    batch_snps: int
+    device: torch.device
+    max_kinship_bytes: int
+    max_genotype_bytes: int
+    threads: int
+
+    @classmethod
+    def check(cls, ds: Dataset, traits: Sequence[str], covariates: Sequence[str], model: str, loco: bool,
+              missing: str, settings: snp_filters.FilterSettings | None, batch_snps: int,
+              device: torch.device | str | None, max_kinship_bytes: int, max_genotype_bytes: int,
+              threads: int) -> _Options:
+        if model not in MODELS:
+            raise InputError(ds.url, f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
+        if loco and model != "lmm":
+            raise InputError(ds.url, "--loco needs the lmm model")
+        traits = list(traits)
+        if not traits:
+            raise InputError(ds.url, "no trait to test")
+        if len(set(traits)) != len(traits):
+            raise InputError(ds.url, "a trait is named twice")
+        if missing not in ("per-trait", "any"):
+            raise InputError(ds.url, f"unknown missing-phenotype rule {missing!r}; expected per-trait or any")
+        return cls(traits=traits, covariates=list(covariates), model=model, loco=bool(loco), missing=missing,
+                   settings=settings or snp_filters.FilterSettings(), batch_snps=batch_snps,
+                   device=torch.device(device) if device is not None else default_device(),
+                   max_kinship_bytes=max_kinship_bytes, max_genotype_bytes=max_genotype_bytes,
+                   threads=threads)
+
+
+@dataclass
+class _Chromosomes:
+    """``runs``: SNP index runs of each chromosome label, in order of first appearance; ``index`` (M,): the
+    position of each SNP's chromosome in ``runs``."""
+
+    runs: dict[str, list[tuple[int, int]]]
+    index: np.ndarray
+
+    @classmethod
+    def of(cls, chrom: np.ndarray) -> _Chromosomes:
+        runs = _chromosome_runs(chrom)
+        position = {name: i for i, name in enumerate(runs)}
+        return cls(runs=runs, index=np.array([position[str(v)] for v in chrom], dtype=np.int64))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.runs)
+
+
+@dataclass
+class _KinshipSums:
+    """Unscaled kinship sums over the cohort (N, N) from pass 1: ``union`` over the SNPs that pass some
+    pattern's filters, ``excluded[g]`` over those of them that pattern g drops, and ``by_chromosome[c]``
+    (LOCO, when they fit) the part of ``union`` from chromosome c."""
+
+    union: np.ndarray
+    excluded: dict[int, np.ndarray] = field(default_factory=dict)
+    by_chromosome: dict[int, np.ndarray] = field(default_factory=dict)
+    store_by_chromosome: bool = False
+
+    def of_pattern(self, gi: int) -> np.ndarray:
+        """The sum over the SNPs that pattern ``gi`` keeps."""
+        return self.union - self.excluded[gi] if gi in self.excluded else self.union
+
+
+@dataclass
+class _Collected:
+    """Per-trait result pieces, in the order the batches were tested."""
+
+    pieces: dict[int, list[dict[str, np.ndarray]]]
+
+    def add(self, trait: int, index: np.ndarray, **columns: np.ndarray) -> None:
+        self.pieces[trait].append({"index": index, **columns})
+
+    def take(self, trait: int, keys: list[str]) -> dict[str, np.ndarray]:
+        """The trait's pieces joined in genome order (and released)."""
+        parts = self.pieces.pop(trait, [])
+        if not parts:
+            return {key: np.zeros(0, dtype=np.int64 if key == "index" else np.float64) for key in keys}
+        merged = {key: np.concatenate([p[key] for p in parts]) for key in keys}
+        order = np.argsort(merged["index"], kind="stable")
+        return {key: value[order] for key, value in merged.items()}
+
+
+@dataclass
+class _Run:
+    """The state one GWAS run threads through its passes."""
+
+    ds: Dataset
+    options: _Options
+    y: np.ndarray  # (N, t) traits of the cohort, NaN where missing
+    covariate_names: list[str]
+    groups: list[_Pattern]
+    genotypes: _Genotypes | None
+    chromosomes: _Chromosomes
+    collected: _Collected
+    say: Callable[[str], None]
+    clock: _Clock
+    n_cohort: int
+
+    def trait_values(self, group: _Pattern) -> np.ndarray:
+        """(n, t) the group's traits on its individuals."""
+        return self.y[group.mask][:, group.traits]
+
+
 def run_gwas(
     dataset: Dataset | str,
     traits: Sequence[str],
@@ -232,7 +346,8 @@ def run_gwas(
     max_genotype_bytes : memory for the decoded dosages of the cohort, kept between the two passes
         (else read twice).
     threads : BLAS and torch threads for the whole run (default :func:`cpu_threads`), set once here so
-        that nothing oversubscribes the cores and two runs with the same count give the same bytes.
+        that nothing oversubscribes the cores and two runs with the same count give the same bytes; also
+        the number of eigendecompositions run side by side (each on one thread).
 
     Returns
     -------
@@ -244,45 +359,52 @@ def run_gwas(
     >>> result.log["traits"]["trait1"]["pve"]  # doctest: +SKIP
     0.6088...
     """
-    with fixed_threads(threads or cpu_threads()):
-        return _run_gwas(dataset, traits, covariates, model, loco, samples, missing, settings, batch_snps,
-                         device, max_kinship_bytes, max_genotype_bytes, progress)
+    count = threads or cpu_threads()
+    with fixed_threads(count):
+        ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
+        options = _Options.check(ds, traits, covariates, model, loco, missing, settings, batch_snps, device,
+                                 max_kinship_bytes, max_genotype_bytes, count)
+        run = _prepare(ds, options, samples, progress or (lambda _msg: None))
+        sums = _first_pass(run)
+        if options.model == "lmm":
+            _lmm_pass(run, sums)
+        del sums
+        run.genotypes = None  # the decoded dosages are not needed for the table
+        with run.clock("table"):
+            table = _table(run)
+        log = _log(run, table)
+        return GwasResult(table=table, log=log, timings=dict(run.clock.seconds))
 
 
-def _run_gwas(dataset, traits, covariates, model, loco, samples, missing, settings, batch_snps, device,
-              max_kinship_bytes, max_genotype_bytes, progress) -> GwasResult:
-    ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
-    if model not in MODELS:
-        raise InputError(ds.url, f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
-    if loco and model != "lmm":
-        raise InputError(ds.url, "--loco needs the lmm model")
-    traits, covariates = list(traits), list(covariates)
-    if not traits:
-        raise InputError(ds.url, "no trait to test")
-    if len(set(traits)) != len(traits):
-        raise InputError(ds.url, "a trait is named twice")
-    settings = settings or snp_filters.FilterSettings()
-    dev = torch.device(device) if device is not None else default_device()
-    say = progress or (lambda _msg: None)
-
+def _prepare(ds: Dataset, options: _Options, samples, say: Callable[[str], None]) -> _Run:
+    """Cohort, design and the patterns of individuals (traits observed on the same individuals)."""
     clock = _Clock()
     cohort = _cohort(ds, samples)
-    y, c, covariate_names = _design(ds, traits, covariates, cohort)
-    n_cohort, n_snps = int(cohort.sum()), ds.n_variants
+    y, c, covariate_names = _design(ds, options.traits, options.covariates, cohort)
+    groups = _patterns(ds, options, y, c, covariate_names)
+    chrom = ds.variants["chr"].astype(str).to_numpy()
+    return _Run(ds=ds, options=options, y=y, covariate_names=covariate_names, groups=groups,
+                genotypes=_Genotypes(ds, cohort, options.max_genotype_bytes, clock),
+                chromosomes=_Chromosomes.of(chrom), collected=_Collected({j: [] for j in range(len(y.T))}),
+                say=say, clock=clock, n_cohort=int(cohort.sum()))
+
+
+def _patterns(ds: Dataset, options: _Options, y: np.ndarray, c: np.ndarray,
+              covariate_names: list[str]) -> list[_Pattern]:
+    """Group the traits by their analysed individuals (trait and every covariate observed; with
+    ``missing="any"`` every trait observed), checking each design."""
+    n_snps = ds.n_variants
     covariates_observed = ~np.isnan(c).any(axis=1)
-    if missing not in ("per-trait", "any"):
-        raise InputError(ds.url, f"unknown missing-phenotype rule {missing!r}; expected per-trait or any")
-    if missing == "any":
+    if options.missing == "any":
         covariates_observed &= ~np.isnan(y).any(axis=1)
     patterns: dict[bytes, _Pattern] = {}
-    for j, name in enumerate(traits):
+    for j, name in enumerate(options.traits):
         mask = ~np.isnan(y[:, j]) & covariates_observed
         n = int(mask.sum())
         design = np.column_stack([np.ones(n), c[mask]])
         if n <= design.shape[1] + 1:
             raise InputError(ds.url, f"trait {name!r}: {n} individuals with the trait and covariates "
-                             "observed, "
-                             f"need more than {design.shape[1] + 1}", column=name)
+                             f"observed, need more than {design.shape[1] + 1}", column=name)
         if np.linalg.matrix_rank(design) < design.shape[1]:
             raise InputError(ds.url, f"covariates {', '.join(covariate_names)} are collinear with the "
                              f"intercept on the individuals of trait {name!r}", column=name)
@@ -292,225 +414,250 @@ def _run_gwas(dataset, traits, covariates, model, loco, samples, missing, settin
                                      reason=np.zeros(n_snps, dtype=np.int8), af=np.full(n_snps, np.nan),
                                      n_miss=np.zeros(n_snps, dtype=np.int64))
         patterns[key].traits.append(j)
-    groups = list(patterns.values())
+    return list(patterns.values())
 
-    variants = ds.variants
-    chrom = variants["chr"].astype(str).to_numpy()
-    runs = _chromosome_runs(chrom)
-    all_runs = [(0, n_snps)]
-    store_by_chromosome = loco and len(runs) * n_cohort * n_cohort * 8 <= max_kinship_bytes
-    chromosome_of = {name: i for i, name in enumerate(runs)}
-    chrom_index = np.array([chromosome_of[str(v)] for v in chrom], dtype=np.int64) if loco else None
 
-    # Pass 1: filters per pattern, linear model, kinship sums.
-    collected: dict[int, list[dict[str, np.ndarray]]] = {j: [] for j in range(len(traits))}
-    union_sum = np.zeros((n_cohort, n_cohort)) if model == "lmm" else None
-    excluded_sum: dict[int, np.ndarray] = {}
-    chromosome_sums: dict[int, np.ndarray] = {}
-    say("reading genotypes: filters" + (" and kinship" if model == "lmm" else " and tests"))
-    genotypes = _Genotypes(ds, cohort, max_genotype_bytes, clock)
-    for start, stop in _batches(all_runs, batch_snps):
-        block = genotypes.block(start, stop).astype(np.float64)
-        for group in groups:
-            with clock("filters"):
-                stats = snp_filters.snp_filters(block[group.mask], group.covariates, settings)
+def _first_pass(run: _Run) -> _KinshipSums | None:
+    """Pass 1 over the genotypes: filters per pattern, the linear model, and (lmm) the kinship sums."""
+    options, n_cohort = run.options, run.n_cohort
+    lmm = options.model == "lmm"
+    store = options.loco and len(run.chromosomes.runs) * n_cohort * n_cohort * 8 <= options.max_kinship_bytes
+    sums = _KinshipSums(union=np.zeros((n_cohort, n_cohort)), store_by_chromosome=store) if lmm else None
+    run.say("reading genotypes: filters" + (" and kinship" if lmm else " and tests"))
+    for start, stop in _batches([(0, run.ds.n_variants)], options.batch_snps):
+        block = run.genotypes.block(start, stop).astype(np.float64)
+        for group in run.groups:
+            with run.clock("filters"):
+                stats = snp_filters.snp_filters(block[group.mask], group.covariates, options.settings)
             group.reason[start:stop] = stats.reason
             group.af[start:stop] = stats.af
             group.n_miss[start:stop] = stats.n_miss
-            if model == "lm":
-                keep = np.flatnonzero(stats.passed)
-                if keep.size:
-                    with clock("lm"):
-                        x = snp_filters.mean_impute(block[group.mask][:, keep], stats.af[keep])
-                        fit = linear_regression(x, group.covariates, y[group.mask][:, group.traits])
-                    for k, j in enumerate(group.traits):
-                        collected[j].append({"index": start + keep, "beta": fit.beta[:, k],
-                                             "se": fit.se[:, k], "p": fit.p[:, k]})
-        if model == "lmm":
-            with clock("kinship"):
-                _add_kinship(block, groups, start, stop, chrom_index, store_by_chromosome, union_sum,
-                             chromosome_sums, excluded_sum)
-
-    if model == "lmm":
-        union_all = np.zeros(n_snps, dtype=bool)
-        for group in groups:
-            union_all |= group.passed
-        _lmm_pass(ds, groups, traits, y, genotypes, chrom_index, runs, union_sum, union_all, excluded_sum,
-                  chromosome_sums, loco, batch_snps, dev, collected, say, clock)
-
-    with clock("table"):
-        table = _table(traits, collected, variants, groups, model)
-    log = _log(ds, traits, covariates, covariate_names, model, loco, settings, n_cohort, n_snps, groups,
-               table, missing)
-    if model == "lmm":
-        for group in groups:
-            for j, null in zip(group.traits, group.null_models, strict=True):
-                log["traits"][traits[j]].update(
-                    {"pve": null.pve, "lambda_null": null.lambda_, "vg": null.vg, "ve": null.ve,
-                     "logl_null": null.logl, "kinship_snps": int(group.kinship_snps)})
-    return GwasResult(table=table, log=log, timings=dict(clock.seconds))
+            if not lmm:
+                _linear_batch(run, group, block, start, stats)
+        if lmm:
+            with run.clock("kinship"):
+                _add_kinship(run, sums, block, start, stop)
+    return sums
 
 
-def _add_kinship(block, groups, start, stop, chrom_index, store_by_chromosome, union_sum, chromosome_sums,
-                 excluded_sum) -> None:
+def _linear_batch(run: _Run, group: _Pattern, block: np.ndarray, start: int, stats) -> None:
+    """The linear model of the group's traits on the SNPs of one batch that pass its filters."""
+    keep = np.flatnonzero(stats.passed)
+    if keep.size == 0:
+        return
+    with run.clock("lm"):
+        x = snp_filters.mean_impute(block[group.mask][:, keep], stats.af[keep])
+        fit = linear_regression(x, group.covariates, run.trait_values(group))
+    for k, j in enumerate(group.traits):
+        run.collected.add(j, start + keep, beta=fit.beta[:, k], se=fit.se[:, k], p=fit.p[:, k])
+
+
+def _add_kinship(run: _Run, sums: _KinshipSums, block: np.ndarray, start: int, stop: int) -> None:
     """Add one block's centred outer products to the kinship sums (whole genome, per chromosome, and the
     SNPs that some patterns exclude)."""
     union = np.zeros(stop - start, dtype=bool)
-    for group in groups:
+    for group in run.groups:
         union |= group.passed[start:stop]
     centred = centered_genotypes(block)
-    if store_by_chromosome:
-        for ci in np.unique(chrom_index[start:stop]):
-            cols = np.flatnonzero(union & (chrom_index[start:stop] == ci))
+    if sums.store_by_chromosome:
+        chrom_index = run.chromosomes.index[start:stop]
+        for ci in np.unique(chrom_index):
+            cols = np.flatnonzero(union & (chrom_index == ci))
             if cols.size:
                 part = centred[:, cols]
                 s = part @ part.T
-                chromosome_sums[ci] = chromosome_sums.get(ci, 0) + s
-                union_sum += s
+                sums.by_chromosome[ci] = sums.by_chromosome.get(ci, 0) + s
+                sums.union += s
     else:
         part = centred[:, union]
-        union_sum += part @ part.T
-    for gi, group in enumerate(groups):
+        sums.union += part @ part.T
+    for gi, group in enumerate(run.groups):
         out = union & ~group.passed[start:stop]
         if out.any():
             part = centred[:, out]
-            excluded_sum[gi] = excluded_sum.get(gi, 0) + part @ part.T
+            sums.excluded[gi] = sums.excluded.get(gi, 0) + part @ part.T
 
 
-def _lmm_pass(ds, groups, traits, y, genotypes, chrom_index, runs, union_sum, union_all, excluded_sum,
-              chromosome_sums, loco, batch_snps, dev, collected, say, clock) -> None:
-    """Pass 2 of the LMM: kinship per pattern (and chromosome), eigendecomposition, rotated tests."""
-    full_sums = []
-    for gi, group in enumerate(groups):
-        full_sums.append(union_sum - excluded_sum[gi] if gi in excluded_sum else union_sum)
+@dataclass(frozen=True)
+class _Scope:
+    """One kinship to decompose: a pattern (index into the groups) with chromosome ``left_out`` left out
+    (None: the whole genome); ``for_null``: only for the null model that LOCO reports."""
+
+    group: int
+    left_out: int | None
+    for_null: bool = False
+
+
+def _lmm_pass(run: _Run, sums: _KinshipSums) -> None:
+    """Pass 2 of the LMM: kinship per pattern and scope, eigendecompositions (several at once, each on one
+    thread), rotated tests."""
+    for group in run.groups:
         group.kinship_snps = int(group.passed.sum())
         if group.kinship_snps == 0:
-            raise InputError(ds.url, f"no SNP passes the filters for trait {traits[group.traits[0]]!r}")
-    scopes = list(enumerate(runs.values())) if loco else [(None, [(0, ds.n_variants)])]
-    for ci, chromosome_runs in scopes:
-        fitted = []
-        for gi, group in enumerate(groups):
-            total, m_total = full_sums[gi], group.kinship_snps
-            if ci is not None:
-                with clock("kinship"):
-                    part, m_part = _chromosome_part(genotypes, group, chrom_index, ci, chromosome_runs,
-                                                    chromosome_sums, union_all, batch_snps)
-                if m_part == m_total:
-                    raise InputError(ds.url, f"chromosome {list(runs)[ci]!r} holds every SNP; LOCO needs "
-                                     "at least two chromosomes")
-                kinship = (total - part) / (m_total - m_part)
-            else:
-                kinship = total / m_total
-            sub = np.flatnonzero(group.mask)
-            kinship = double_centre(kinship[np.ix_(sub, sub)])
-            say(f"eigendecomposition ({len(sub)} individuals"
-                + (f", chromosome {list(runs)[ci]} left out)" if ci is not None else ")"))
-            with clock("eigen"):
-                pattern = LmmPattern(kinship, group.covariates, y[group.mask][:, group.traits], device=dev)
-            if ci is not None and not (group.passed & (chrom_index == ci)).any():
-                fitted.append(None)  # nothing of this chromosome to test for these traits
-                continue
-            if ci is None:
-                with clock("null"):
+            name = run.options.traits[group.traits[0]]
+            raise InputError(run.ds.url, f"no SNP passes the filters for trait {name!r}")
+    scopes = _scopes(run)
+    # Decompose `threads` kinships side by side, then test with each: the cores are used by the
+    # eigendecompositions (one thread each) and by the GEMMs of the tests, and at most `threads`
+    # decompositions are held at once.
+    width = max(1, run.options.threads)
+    for lo in range(0, len(scopes), width):
+        chunk = scopes[lo:lo + width]
+        with run.clock("kinship"):
+            kinships = [_scope_kinship(run, sums, scope) for scope in chunk]
+        labels = ", ".join(f"chromosome {run.chromosomes.names[s.left_out]} left out" for s in chunk
+                           if s.left_out is not None)
+        run.say(f"eigendecomposition of {len(chunk)} kinship(s)" + (f" ({labels})" if labels else ""))
+        with run.clock("eigen"):
+            eigens = eigendecompose_many(kinships, run.options.device, width)
+        del kinships
+        for scope, eigen in zip(chunk, eigens, strict=True):
+            group = run.groups[scope.group]
+            with run.clock("eigen"):
+                pattern = LmmPattern(eigen, group.covariates, run.trait_values(group),
+                                     device=run.options.device)
+            if scope.left_out is None:
+                with run.clock("null"):
                     group.null_models = pattern.null
-            elif not group.null_models:
-                # The null model reported for LOCO is the one with the full kinship, as in the log of a GEMMA
-                # run without -loco; computed once.
-                with clock("eigen"):
-                    full = LmmPattern(double_centre((total / m_total)[np.ix_(sub, sub)]), group.covariates,
-                                      y[group.mask][:, group.traits], device=dev)
-                with clock("null"):
-                    group.null_models = full.null
-            fitted.append(pattern)
-        for start, stop in _batches(chromosome_runs, batch_snps):
-            block = genotypes.block(start, stop)
-            for group, pattern in zip(groups, fitted, strict=True):
-                if pattern is None:
-                    continue
-                keep = np.flatnonzero(group.passed[start:stop])
-                if keep.size == 0:
-                    continue
-                x = snp_filters.mean_impute(block[group.mask][:, keep], group.af[start + keep])
-                for j, res in zip(group.traits, pattern.scan(x, clock), strict=True):
-                    collected[j].append({"index": start + keep, "beta": res.beta, "se": res.se, "p": res.p,
-                                         "l_remle": res.lambda_, "logl_H1": res.logl})
+            if not scope.for_null:
+                _test_scope(run, group, pattern, scope.left_out)
 
 
-def _chromosome_part(genotypes, group, chrom_index, ci, chromosome_runs, chromosome_sums, union_all,
-                     batch_snps) -> tuple[np.ndarray, int]:
+def _scopes(run: _Run) -> list[_Scope]:
+    """Every kinship the run decomposes, in testing order. With LOCO, the null model reported is the one
+    with the full kinship (as in the log of a GEMMA run without -loco), and a chromosome without a tested
+    SNP for a pattern is skipped."""
+    if not run.options.loco:
+        return [_Scope(gi, None) for gi in range(len(run.groups))]
+    scopes = [_Scope(gi, None, for_null=True) for gi in range(len(run.groups))]
+    for ci in range(len(run.chromosomes.runs)):
+        on_chromosome = run.chromosomes.index == ci
+        for gi, group in enumerate(run.groups):
+            if (group.passed & on_chromosome).any():
+                scopes.append(_Scope(gi, ci))
+    return scopes
+
+
+def _scope_kinship(run: _Run, sums: _KinshipSums, scope: _Scope) -> np.ndarray:
+    """The double-centred kinship of one scope on its pattern's individuals (n, n)."""
+    group = run.groups[scope.group]
+    total, m_total = sums.of_pattern(scope.group), group.kinship_snps
+    if scope.left_out is None:
+        kinship = total / m_total
+    else:
+        part, m_part = _chromosome_part(run, sums, scope)
+        if m_part == m_total:
+            raise InputError(run.ds.url, f"chromosome {run.chromosomes.names[scope.left_out]!r} holds every "
+                             "SNP; LOCO needs at least two chromosomes")
+        kinship = (total - part) / (m_total - m_part)
+    sub = np.flatnonzero(group.mask)
+    return double_centre(kinship[np.ix_(sub, sub)])
+
+
+def _chromosome_part(run: _Run, sums: _KinshipSums, scope: _Scope) -> tuple[np.ndarray, int]:
     """Unscaled kinship of one chromosome's SNPs that pass this pattern's filters, and their count."""
-    mask = chrom_index == ci
+    group, ci = run.groups[scope.group], scope.left_out
+    mask = run.chromosomes.index == ci
     m_part = int((group.passed & mask).sum())
-    n_cohort = int(genotypes.cohort.sum())
-    if ci in chromosome_sums and not ((union_all & ~group.passed) & mask).any():
-        return chromosome_sums[ci], m_part
-    part = np.zeros((n_cohort, n_cohort))
-    for start, stop in _batches(chromosome_runs, batch_snps):
+    union_all = np.zeros_like(group.passed)
+    for other in run.groups:
+        union_all |= other.passed
+    if ci in sums.by_chromosome and not ((union_all & ~group.passed) & mask).any():
+        return sums.by_chromosome[ci], m_part
+    part = np.zeros((run.n_cohort, run.n_cohort))
+    for start, stop in _batches(run.chromosomes.runs[run.chromosomes.names[ci]], run.options.batch_snps):
         keep = group.passed[start:stop]
         if keep.any():
-            centred = centered_genotypes(genotypes.block(start, stop)[:, keep].astype(np.float64))
+            centred = centered_genotypes(run.genotypes.block(start, stop)[:, keep].astype(np.float64))
             part += centred @ centred.T
     return part, m_part
 
 
-def _table(traits, collected, variants: pd.DataFrame, groups, model: str) -> pd.DataFrame:
-    frames = []
-    group_of = {j: g for g in groups for j in g.traits}
-    for j, name in enumerate(traits):
-        parts = collected[j]
+def _test_scope(run: _Run, group: _Pattern, pattern: LmmPattern, left_out: int | None) -> None:
+    """Rotated tests of the group's traits on the SNPs of the scope (the left-out chromosome, or all)."""
+    runs = ([(0, run.ds.n_variants)] if left_out is None
+            else run.chromosomes.runs[run.chromosomes.names[left_out]])
+    for start, stop in _batches(runs, run.options.batch_snps):
+        keep = np.flatnonzero(group.passed[start:stop])
+        if keep.size == 0:
+            continue
+        block = run.genotypes.block(start, stop)
+        x = snp_filters.mean_impute(block[group.mask][:, keep], group.af[start + keep])
+        for j, res in zip(group.traits, pattern.scan(x, run.clock), strict=True):
+            run.collected.add(j, start + keep, beta=res.beta, se=res.se, p=res.p, l_remle=res.lambda_,
+                              logl_H1=res.logl)
+
+
+def _table(run: _Run) -> pd.DataFrame:
+    """One row per (trait, analysed SNP), traits in order, SNPs in genome order. Each column is filled
+    in place, trait by trait, releasing the trait's pieces as it goes (the table of many traits is the
+    run's largest object)."""
+    lmm = run.options.model == "lmm"
+    keys = ["index", "beta", "se", "p"] + (["l_remle", "logl_H1"] if lmm else [])
+    group_of = {j: g for g in run.groups for j in g.traits}
+    sizes = [sum(len(p["index"]) for p in run.collected.pieces[j]) for j in range(len(run.options.traits))]
+    total = int(sum(sizes))
+    variants = run.ds.variants
+    snp_ids = variants["id"].to_numpy()
+    chrom = variants["chr"].astype(str).to_numpy()
+    positions = variants["pos"].to_numpy()
+    columns: dict[str, np.ndarray] = {
+        "trait": np.empty(total, dtype=object), "snp": np.empty(total, dtype=object),
+        "chr": np.empty(total, dtype=object), "pos": np.empty(total, dtype=positions.dtype),
+        "n": np.empty(total, dtype=np.int64), "n_miss": np.empty(total, dtype=np.int64),
+        "af": np.empty(total)}
+    for key in keys[1:]:
+        columns[key] = np.empty(total)
+    at = 0
+    for j, name in enumerate(run.options.traits):
         group = group_of[j]
-        if parts:
-            merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-        else:
-            keys = ["index", "beta", "se", "p"] + (["l_remle", "logl_H1"] if model == "lmm" else [])
-            merged = {key: np.zeros(0, dtype=np.int64 if key == "index" else np.float64) for key in keys}
-        order = np.argsort(merged["index"], kind="stable")
-        index = merged["index"][order]
-        frame = pd.DataFrame({
-            "trait": name,
-            "snp": variants["id"].to_numpy()[index],
-            "chr": variants["chr"].astype(str).to_numpy()[index],
-            "pos": pd.array(variants["pos"].to_numpy()[index], dtype="Int64"),
-            "n": np.full(len(index), int(group.mask.sum()), dtype=np.int64),
-            "n_miss": group.n_miss[index],
-            "af": group.af[index],
-            "beta": merged["beta"][order],
-            "se": merged["se"][order],
-            "p": merged["p"][order],
-        })
-        if model == "lmm":
-            frame["l_remle"] = merged["l_remle"][order]
-            frame["logl_H1"] = merged["logl_H1"][order]
-        frames.append(frame)
-    table = pd.concat(frames, ignore_index=True)
-    table["trait"] = table["trait"].astype(str)
-    return table
+        merged = run.collected.take(j, keys)
+        index = merged["index"]
+        rows = slice(at, at + len(index))
+        columns["trait"][rows] = name
+        columns["snp"][rows] = snp_ids[index]
+        columns["chr"][rows] = chrom[index]
+        columns["pos"][rows] = positions[index]
+        columns["n"][rows] = int(group.mask.sum())
+        columns["n_miss"][rows] = group.n_miss[index]
+        columns["af"][rows] = group.af[index]
+        for key in keys[1:]:
+            columns[key][rows] = merged[key]
+        at += len(index)
+        del merged
+    columns["pos"] = pd.array(columns["pos"], dtype="Int64")
+    return pd.DataFrame({name: columns.pop(name) for name in list(columns)}, copy=False)
 
 
-def _log(ds, traits, covariates, covariate_names, model, loco, settings, n_cohort, n_snps, groups,
-         table, missing) -> dict[str, Any]:
+def _log(run: _Run, table: pd.DataFrame) -> dict[str, Any]:
+    options, groups, n_cohort = run.options, run.groups, run.n_cohort
     per_trait: dict[str, Any] = {}
     counts = table.groupby("trait", sort=False).size()
     for group in groups:
         dropped = {reason: int((group.reason == i + 1).sum()) for i, reason in enumerate(snp_filters.REASONS)}
-        for j in group.traits:
-            per_trait[traits[j]] = {
+        for j, null in zip(group.traits, group.null_models or [None] * len(group.traits), strict=True):
+            name = options.traits[j]
+            per_trait[name] = {
                 "individuals_analysed": int(group.mask.sum()),
                 "individuals_missing_trait_or_covariate": int(n_cohort - group.mask.sum()),
-                "snps_analysed": int(counts.get(traits[j], 0)),
+                "snps_analysed": int(counts.get(name, 0)),
                 "snps_dropped": dropped,
             }
+            if null is not None:
+                per_trait[name].update({"pve": null.pve, "lambda_null": null.lambda_, "vg": null.vg,
+                                        "ve": null.ve, "logl_null": null.logl,
+                                        "kinship_snps": int(group.kinship_snps)})
     return {
-        "dataset": ds.url,
-        "model": model,
-        "loco": bool(loco),
-        "missing_phenotypes": missing,
-        "traits": {name: per_trait[name] for name in traits},
-        "covariates": list(covariates),
-        "covariate_columns": ["intercept", *covariate_names],
+        "dataset": run.ds.url,
+        "model": options.model,
+        "loco": options.loco,
+        "missing_phenotypes": options.missing,
+        "traits": {name: per_trait[name] for name in options.traits},
+        "covariates": list(options.covariates),
+        "covariate_columns": ["intercept", *run.covariate_names],
         "individuals_in_cohort": int(n_cohort),
-        "snps_in_dataset": int(n_snps),
-        "filters": {"max_missing": settings.max_missing, "min_maf": settings.min_maf,
-                    "max_r2": settings.max_r2},
+        "snps_in_dataset": int(run.ds.n_variants),
+        "filters": {"max_missing": options.settings.max_missing, "min_maf": options.settings.min_maf,
+                    "max_r2": options.settings.max_r2},
         "rows": len(table),
     }

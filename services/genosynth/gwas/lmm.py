@@ -17,9 +17,9 @@ changes sign, and the best root (or a bound) wins. GEMMA runs Brent then Newton 
 (SNP, trait) columns move together. The region ends are evaluated exactly with one matrix product over the
 eigen-coordinates (weights shared by all SNPs and traits); inside a region each column's sums ``G(t)``,
 ``t = log lambda``, are Chebyshev interpolants on 16 shared nodes (the weights are analytic in ``t`` with
-poles at distance pi, so the interpolation error is about 1e-12). The derivative at the nodes brackets the
-root between two nodes, a secant step starts, and at most six Newton steps on the interpolant (its exact
-second derivative) solve it to 1e-10; the rare column that does not settle falls back to the bracketing
+poles at distance pi, so the interpolation error is about 1e-12). A secant step from the region ends
+starts, and at most eight Newton steps on the interpolant (its exact second derivative) solve it to about
+1e-13; the rare column that does not settle falls back to the bracketing
 Illinois search. The heavy work is a few BLAS matrix products per block of SNPs, on CUDA through torch when
 available.
 """
@@ -29,12 +29,13 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import torch
-from scipy import linalg, special
+from scipy import special
 from threadpoolctl import threadpool_limits
 
 L_MIN = 1e-5
@@ -83,18 +84,35 @@ def eigendecompose(kinship: np.ndarray | torch.Tensor, device: torch.device | No
     """Eigendecomposition with GEMMA's zeroing of eigenvalues below 1e-10."""
     device = device or default_device()
     if device.type == "cpu":
-        # LAPACK's divide-and-conquer through scipy is several times faster than torch's CPU eigh. It runs
-        # on one thread, always: its reduction gives different low bits on different thread counts (so a
-        # thread count chosen at run time would make two runs differ), and on shared cores the threaded
-        # reduction spins and runs up to 15x slower.
+        # LAPACK's divide-and-conquer (numpy's eigh: several times faster than torch's CPU eigh, and it
+        # releases the GIL, so that :func:`eigendecompose_many` runs several at once). It runs on one
+        # thread, always: its reduction gives different low bits on different thread counts (so a thread
+        # count chosen at run time would make two runs differ), and on shared cores the threaded reduction
+        # spins and runs up to 15x slower.
         k = kinship.cpu().numpy() if isinstance(kinship, torch.Tensor) else np.asarray(kinship, np.float64)
         with threadpool_limits(limits=1, user_api="blas"):
-            values_np, vectors_np = linalg.eigh(k, driver="evd")
+            values_np, vectors_np = np.linalg.eigh(k)
         values, vectors = torch.from_numpy(values_np), torch.from_numpy(vectors_np)
     else:
         values, vectors = torch.linalg.eigh(torch.as_tensor(kinship, dtype=torch.float64, device=device))
     values = torch.where(values < EIGEN_ZERO, torch.zeros_like(values), values)
     return Eigen(values=values, vectors=vectors)
+
+
+def eigendecompose_many(kinships: list[np.ndarray], device: torch.device | None = None,
+                        threads: int = 1) -> list[Eigen]:
+    """:func:`eigendecompose` of several kinships, up to ``threads`` at once on the CPU.
+
+    Each decomposition runs on one BLAS thread, as alone, so the results are the same bits whatever
+    ``threads`` is; running them side by side is how the cores are used (LOCO: one per chromosome).
+    """
+    device = device or default_device()
+    if device.type != "cpu" or threads <= 1 or len(kinships) <= 1:
+        return [eigendecompose(k, device) for k in kinships]
+    # The limit is process-wide: set it around the whole batch so no call sees another thread count.
+    with threadpool_limits(limits=1, user_api="blas"), \
+            ThreadPoolExecutor(max_workers=min(threads, len(kinships))) as pool:
+        return list(pool.map(lambda k: eigendecompose(k, device), kinships))
 
 
 # --- REML on weighted Gram matrices ------------------------------------------------------------------
@@ -508,10 +526,29 @@ def lmm_scan(
 
     The search per (SNP, trait) column, all columns together: the sign of the REML derivative at the 11
     region ends (exact); in each region where it changes, the Gram matrices at 16 Chebyshev nodes (exact,
-    one batched product for all columns) give the interpolant and the derivative at the nodes; the sign
-    change between two nodes brackets the root, a secant step starts Newton on the interpolant, and the
-    best root (or a bound) wins, as in GEMMA.
+    one batched product for all columns) give the interpolant; a secant step from the region ends starts
+    Newton on the interpolant, and the best root (or a bound) wins, as in GEMMA.
     """
+    m, t = snps_rot.shape[1], traits_rot.shape[1]
+    # SNPs in chunks of about MAX_COLUMNS (SNP, trait) columns: with many traits the weighted sums of a
+    # whole block would not fit.
+    step = max(1, MAX_COLUMNS // t)
+    parts = [_scan_chunk(eigen, covariates_rot, traits_rot, snps_rot[:, lo:lo + step], l_min, l_max, n_region)
+             for lo in range(0, m, step)]
+    best_f, best_t, best_gram = (torch.cat([part[k] for part in parts]) for k in range(3))
+    c = covariates_rot.shape[1]
+    df = covariates_rot.shape[0] - c - 1
+    beta, se, p = _wald(best_gram, c, df)
+    lam, logl = torch.exp(best_t).cpu().numpy(), best_f.cpu().numpy()
+    # Columns are SNP-major: column j * t + l is SNP j, trait l.
+    return [LmmResult(beta=beta.reshape(m, t)[:, j], se=se.reshape(m, t)[:, j], p=p.reshape(m, t)[:, j],
+                      lambda_=lam.reshape(m, t)[:, j], logl=logl.reshape(m, t)[:, j]) for j in range(t)]
+
+
+def _scan_chunk(eigen: Eigen, covariates_rot: torch.Tensor, traits_rot: torch.Tensor, snps_rot: torch.Tensor,
+                l_min: float, l_max: float, n_region: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Best REML value (k,), log lambda (k,) and Gram matrix (k, c+2, c+2) of the k = m t columns
+    (SNP-major) of one chunk of SNPs (n, m)."""
     values = eigen.values
     device = values.device
     n, c = covariates_rot.shape
@@ -523,57 +560,46 @@ def lmm_scan(
     ones = torch.ones((1, n), dtype=torch.float64, device=device)
     end_sums = _Sums.of(torch.cat([h, h * h - h, ones], dim=0), covariates_rot, traits_rot, snps_rot)
     logdet_h, d_logdet_h, _ = _logdet_h(values, ends)
-
     nodes_u = torch.as_tensor(_chebyshev_nodes(N_CHEBYSHEV), device=device)
-    region_sums: dict[int, _Sums] = {}
 
     columns = torch.arange(m * t, device=device)
-    best_f = torch.full((m * t,), -math.inf, dtype=torch.float64, device=device)
-    best_t = torch.full((m * t,), math.nan, dtype=torch.float64, device=device)
-    best_gram = torch.empty((m * t, c + 2, c + 2), dtype=torch.float64, device=device)
-    for chunk in torch.split(columns, MAX_COLUMNS):
-        snp, trait = chunk // t, chunk % t
-        gram_all = end_sums.gram(snp, trait)
-        gram_ends, d_gram_ends = gram_all[:n_ends], gram_all[n_ends:2 * n_ends]
-        logdet_zz = _logdet_zz(gram_all[-1], c + 1)  # (k,)
-        f_ends, g_ends, _, _ = _reml(gram_ends, d_gram_ends, logdet_h[:, None], d_logdet_h[:, None],
-                                     logdet_zz[None, :], c + 1, df)
-        f_best = torch.full((len(chunk),), -math.inf, dtype=torch.float64, device=device)
-        t_best = torch.full((len(chunk),), math.nan, dtype=torch.float64, device=device)
-        g_best = torch.empty((len(chunk), c + 2, c + 2), dtype=torch.float64, device=device)
-        for region in range(n_region):
-            sel = (g_ends[region] * g_ends[region + 1] <= 0).nonzero().flatten()
-            if sel.numel() == 0:
-                continue
-            lo_t, hi_t = ends[region], ends[region + 1]
-            half, mid = 0.5 * (hi_t - lo_t), 0.5 * (hi_t + lo_t)
-            node_t = mid + half * nodes_u
-            if region not in region_sums:
-                region_sums[region] = _Sums.of(_weights(values, node_t), covariates_rot, traits_rot, snps_rot)
-            node_gram = region_sums[region].gram(snp[sel], trait[sel])  # (k, s, r, r)
-            node_logdet, _, _ = _logdet_h(values, node_t)
-            interp = _Interpolant(node_gram, node_logdet, mid, half, logdet_zz[sel], c, df)
-            ones_s = torch.ones(len(sel), dtype=torch.float64, device=device)
-            # Region ends in u with the derivative in u (d/du = half d/dt).
-            u_root, _ = _newton_root(interp, -ones_s, ones_s, g_ends[region, sel] * half,
-                                     g_ends[region + 1, sel] * half)
-            f_root, _, gram_root, _ = interp.at(u_root)
-            better = f_root > f_best[sel]
-            upd = sel[better]
-            f_best[upd] = f_root[better]
-            t_best[upd] = (mid + half * u_root)[better]
-            g_best[upd] = gram_root[better]
-        for end in (0, n_ends - 1):
-            better = f_ends[end] > f_best
-            f_best = torch.where(better, f_ends[end], f_best)
-            t_best = torch.where(better, ends[end], t_best)
-            g_best[better] = gram_ends[end][better]
-        best_f[chunk], best_t[chunk], best_gram[chunk] = f_best, t_best, g_best
-    beta, se, p = _wald(best_gram, c, df)
-    lam, logl = torch.exp(best_t).cpu().numpy(), best_f.cpu().numpy()
-    # Columns are SNP-major: column j * t + l is SNP j, trait l.
-    return [LmmResult(beta=beta.reshape(m, t)[:, j], se=se.reshape(m, t)[:, j], p=p.reshape(m, t)[:, j],
-                      lambda_=lam.reshape(m, t)[:, j], logl=logl.reshape(m, t)[:, j]) for j in range(t)]
+    snp, trait = columns // t, columns % t
+    gram_all = end_sums.gram(snp, trait)
+    gram_ends, d_gram_ends = gram_all[:n_ends], gram_all[n_ends:2 * n_ends]
+    logdet_zz = _logdet_zz(gram_all[-1], c + 1)  # (k,)
+    f_ends, g_ends, _, _ = _reml(gram_ends, d_gram_ends, logdet_h[:, None], d_logdet_h[:, None],
+                                 logdet_zz[None, :], c + 1, df)
+    f_best = torch.full((m * t,), -math.inf, dtype=torch.float64, device=device)
+    t_best = torch.full((m * t,), math.nan, dtype=torch.float64, device=device)
+    g_best = torch.empty((m * t, c + 2, c + 2), dtype=torch.float64, device=device)
+    for region in range(n_region):
+        sel = (g_ends[region] * g_ends[region + 1] <= 0).nonzero().flatten()
+        if sel.numel() == 0:
+            continue
+        lo_t, hi_t = ends[region], ends[region + 1]
+        half, mid = 0.5 * (hi_t - lo_t), 0.5 * (hi_t + lo_t)
+        node_t = mid + half * nodes_u
+        node_sums = _Sums.of(_weights(values, node_t), covariates_rot, traits_rot, snps_rot)
+        node_logdet, _, _ = _logdet_h(values, node_t)
+        interp = _Interpolant(node_sums.gram(snp[sel], trait[sel]), node_logdet, mid, half, logdet_zz[sel],
+                              c, df)
+        del node_sums
+        ones_s = torch.ones(len(sel), dtype=torch.float64, device=device)
+        # Region ends in u with the derivative in u (d/du = half d/dt).
+        u_root, _ = _newton_root(interp, -ones_s, ones_s, g_ends[region, sel] * half,
+                                 g_ends[region + 1, sel] * half)
+        f_root, _, gram_root, _ = interp.at(u_root)
+        better = f_root > f_best[sel]
+        upd = sel[better]
+        f_best[upd] = f_root[better]
+        t_best[upd] = (mid + half * u_root)[better]
+        g_best[upd] = gram_root[better]
+    for end in (0, n_ends - 1):
+        better = f_ends[end] > f_best
+        f_best = torch.where(better, f_ends[end], f_best)
+        t_best = torch.where(better, ends[end], t_best)
+        g_best[better] = gram_ends[end][better]
+    return f_best, t_best, g_best
 
 
 def _illinois(fn, lo: torch.Tensor, hi: torch.Tensor, f_lo: torch.Tensor, f_hi: torch.Tensor,
@@ -633,14 +659,14 @@ class LmmPattern:
 
     Parameters
     ----------
-    kinship : (n, n) kinship of these individuals, already double-centred.
+    kinship : (n, n) kinship of these individuals, already double-centred, or its :class:`Eigen`.
     covariates : (n, c) covariates with the intercept column.
     traits : (n, t) phenotypes without missing values.
     """
 
-    def __init__(self, kinship: np.ndarray, covariates: np.ndarray, traits: np.ndarray,
+    def __init__(self, kinship: np.ndarray | Eigen, covariates: np.ndarray, traits: np.ndarray,
                  device: torch.device | None = None):
-        self.eigen = eigendecompose(kinship, device)
+        self.eigen = kinship if isinstance(kinship, Eigen) else eigendecompose(kinship, device)
         self.device = self.eigen.vectors.device
         self._ut = self.eigen.vectors.T.contiguous()
         self._ut_snps = self._ut.to(SNP_ROTATION_DTYPE)
