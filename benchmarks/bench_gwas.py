@@ -123,9 +123,15 @@ def _hs1940(folder: str, rows: list[dict], phases: dict) -> None:
     mine = ours.table.set_index("snp")
     theirs = plink.set_index("ID").reindex(mine.index)
     keep = mine.index.isin(exact)
-    diff = np.abs(np.log10(mine["p"].to_numpy(dtype=float)) - np.log10(theirs["P"].to_numpy(dtype=float)))
+    reference = theirs["P"].to_numpy(dtype=float)
+    diff = np.abs(np.log10(mine["p"].to_numpy(dtype=float)) - np.log10(reference))
+    # PLINK 2 prints P with 6 significant digits: a printed p is only known to +-0.5 in its 6th digit, up
+    # to 2.2e-6 in log10. The difference left beyond that rounding is what the 1e-6 target can judge.
+    half_digit = 0.5e-5 * 10.0 ** np.floor(np.log10(reference))
+    rounding = np.log10(1.0 + half_digit / reference)
     rows.append({"task": "hs1940 linear model, trait 1, vs PLINK 2 --glm (import + glm)", "ours_s": seconds,
                  "plink2_s": imported + glm, "max_dlog10p": float(np.nanmax(diff[keep])),
+                 "beyond_print_rounding": float(np.nanmax(np.maximum(diff - rounding, 0.0)[keep])),
                  "same_snps": bool(keep.sum() > 0), "target": "no slower, dlog10p <= 1e-6"})
     rows.append({"task": "  PLINK 2 --glm alone (dosages already imported)", "ours_s": seconds,
                  "plink2_s": glm, "max_dlog10p": float(np.nanmax(diff)), "target": "no slower"})

@@ -25,6 +25,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -255,7 +256,8 @@ class _Chromosomes:
 
 @dataclass
 class _KinshipSums:
-    """Unscaled kinship sums over the cohort (N, N) from pass 1: ``union`` over the SNPs that pass some
+    """Unscaled kinship sums (R, R) over the analysed rows of the cohort (:attr:`_Run.kinship_rows`) from
+    pass 1: ``union`` over the SNPs that pass some
     pattern's filters, ``excluded[g]`` over those of them that pattern g drops, and ``by_chromosome[c]``
     (LOCO, when they fit) the part of ``union`` from chromosome c."""
 
@@ -303,6 +305,16 @@ class _Run:
     say: Callable[[str], None]
     clock: _Clock
     n_cohort: int
+
+    @cached_property
+    def kinship_rows(self) -> np.ndarray:
+        """Cohort indices of the individuals some pattern analyses: the only rows of the kinship used.
+        Missing calls are still imputed and centred on the whole cohort (GEMMA's kinship), but the outer
+        products are taken over these rows only."""
+        analysed = np.zeros(self.n_cohort, dtype=bool)
+        for group in self.groups:
+            analysed |= group.mask
+        return np.flatnonzero(analysed)
 
     def trait_values(self, group: _Pattern) -> np.ndarray:
         """(n, t) the group's traits on its individuals."""
@@ -419,13 +431,13 @@ def _patterns(ds: Dataset, options: _Options, y: np.ndarray, c: np.ndarray,
 
 def _first_pass(run: _Run) -> _KinshipSums | None:
     """Pass 1 over the genotypes: filters per pattern, the linear model, and (lmm) the kinship sums."""
-    options, n_cohort = run.options, run.n_cohort
+    options, n_rows = run.options, len(run.kinship_rows)
     lmm = options.model == "lmm"
-    store = options.loco and len(run.chromosomes.runs) * n_cohort * n_cohort * 8 <= options.max_kinship_bytes
-    sums = _KinshipSums(union=np.zeros((n_cohort, n_cohort)), store_by_chromosome=store) if lmm else None
+    store = options.loco and len(run.chromosomes.runs) * n_rows * n_rows * 8 <= options.max_kinship_bytes
+    sums = _KinshipSums(union=np.zeros((n_rows, n_rows)), store_by_chromosome=store) if lmm else None
     run.say("reading genotypes: filters" + (" and kinship" if lmm else " and tests"))
     for start, stop in _batches([(0, run.ds.n_variants)], options.batch_snps):
-        block = run.genotypes.block(start, stop).astype(np.float64)
+        block = run.genotypes.block(start, stop)  # float32 as stored: each consumer converts what it uses
         for group in run.groups:
             with run.clock("filters"):
                 stats = snp_filters.snp_filters(block[group.mask], group.covariates, options.settings)
@@ -458,7 +470,7 @@ def _add_kinship(run: _Run, sums: _KinshipSums, block: np.ndarray, start: int, s
     union = np.zeros(stop - start, dtype=bool)
     for group in run.groups:
         union |= group.passed[start:stop]
-    centred = centered_genotypes(block)
+    centred = centered_genotypes(block)[run.kinship_rows]
     if sums.store_by_chromosome:
         chrom_index = run.chromosomes.index[start:stop]
         for ci in np.unique(chrom_index):
@@ -550,27 +562,39 @@ def _scope_kinship(run: _Run, sums: _KinshipSums, scope: _Scope) -> np.ndarray:
             raise InputError(run.ds.url, f"chromosome {run.chromosomes.names[scope.left_out]!r} holds every "
                              "SNP; LOCO needs at least two chromosomes")
         kinship = (total - part) / (m_total - m_part)
-    sub = np.flatnonzero(group.mask)
+    sub = np.flatnonzero(group.mask[run.kinship_rows])
     return double_centre(kinship[np.ix_(sub, sub)])
 
 
 def _chromosome_part(run: _Run, sums: _KinshipSums, scope: _Scope) -> tuple[np.ndarray, int]:
-    """Unscaled kinship of one chromosome's SNPs that pass this pattern's filters, and their count."""
+    """Unscaled kinship of one chromosome's SNPs that pass this pattern's filters, and their count.
+
+    From the stored per-chromosome sum when there is one, less the few SNPs of that chromosome that other
+    patterns keep and this one drops; else accumulated again from the genotypes."""
     group, ci = run.groups[scope.group], scope.left_out
-    mask = run.chromosomes.index == ci
-    m_part = int((group.passed & mask).sum())
-    union_all = np.zeros_like(group.passed)
-    for other in run.groups:
-        union_all |= other.passed
-    if ci in sums.by_chromosome and not ((union_all & ~group.passed) & mask).any():
-        return sums.by_chromosome[ci], m_part
-    part = np.zeros((run.n_cohort, run.n_cohort))
+    on_chromosome = run.chromosomes.index == ci
+    m_part = int((group.passed & on_chromosome).sum())
+    if ci in sums.by_chromosome:
+        union_all = np.zeros_like(group.passed)
+        for other in run.groups:
+            union_all |= other.passed
+        dropped = union_all & ~group.passed & on_chromosome
+        stored = sums.by_chromosome[ci]
+        return (stored - _outer_sum(run, dropped, ci) if dropped.any() else stored), m_part
+    return _outer_sum(run, group.passed & on_chromosome, ci), m_part
+
+
+def _outer_sum(run: _Run, snps: np.ndarray, ci: int) -> np.ndarray:
+    """Centred outer-product sum (R, R) over the kinship rows of the SNPs selected by ``snps`` (M,) on
+    chromosome ``ci``."""
+    rows = run.kinship_rows
+    part = np.zeros((len(rows), len(rows)))
     for start, stop in _batches(run.chromosomes.runs[run.chromosomes.names[ci]], run.options.batch_snps):
-        keep = group.passed[start:stop]
+        keep = snps[start:stop]
         if keep.any():
-            centred = centered_genotypes(run.genotypes.block(start, stop)[:, keep].astype(np.float64))
+            centred = centered_genotypes(run.genotypes.block(start, stop)[:, keep].astype(np.float64))[rows]
             part += centred @ centred.T
-    return part, m_part
+    return part
 
 
 def _test_scope(run: _Run, group: _Pattern, pattern: LmmPattern, left_out: int | None) -> None:

@@ -55,16 +55,20 @@ def snp_filters(dosages: np.ndarray, covariates: np.ndarray, settings: FilterSet
     covariates : (n, q) covariate matrix including the intercept column.
     settings : thresholds.
     """
-    x = np.asarray(dosages, dtype=np.float64)
+    # float32 dosages (as stored) are used as they are: every sum below accumulates in float64, and min,
+    # max and the counts are exact, so the result is the same as on a float64 copy, without the copy.
+    x = np.asarray(dosages)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
     n = x.shape[0]
     missing = np.isnan(x)
     n_miss = missing.sum(axis=0)
     observed = n - n_miss
-    filled = np.where(missing, 0.0, x)
     with np.errstate(invalid="ignore", divide="ignore"):
-        af = filled.sum(axis=0) / (2.0 * observed)
-        lowest = np.where(missing, np.inf, x).min(axis=0)
-        highest = np.where(missing, -np.inf, x).max(axis=0)
+        af = np.where(missing, 0, x).sum(axis=0, dtype=np.float64) / (2.0 * observed)
+        # fmin / fmax skip NaN (missing calls); an all-missing SNP gives NaN and counts as monomorphic.
+        lowest = np.fmin.reduce(x, axis=0)
+        highest = np.fmax.reduce(x, axis=0)
     reason = np.zeros(x.shape[1], dtype=np.int8)
     fail_missing = n_miss / n > settings.max_missing
     fail_maf = ~fail_missing & ((af < settings.min_maf) | (af > 1.0 - settings.min_maf) | np.isnan(af))
@@ -75,7 +79,8 @@ def snp_filters(dosages: np.ndarray, covariates: np.ndarray, settings: FilterSet
     if covariates.shape[1] > 1:
         candidates = np.flatnonzero(reason == 0)
         if candidates.size:
-            imputed = np.where(missing[:, candidates], 2.0 * af[candidates], x[:, candidates])
+            chosen = x[:, candidates].astype(np.float64)
+            imputed = np.where(missing[:, candidates], 2.0 * af[candidates], chosen)
             # Uncentred r^2 of the SNP on the covariates, as GEMMA computes it (x'Px / x'x).
             q, _ = np.linalg.qr(covariates)
             explained = ((q.T @ imputed) ** 2).sum(axis=0)

@@ -2,7 +2,8 @@
 
 For each SNP ``x`` and trait ``y`` the model is ``y = W a + x beta + e`` with ``W`` the covariates
 (intercept included). Projecting ``W`` out once (``P = I - Q Q^T`` from a QR of ``W``) turns every
-regression into dot products: ``beta = x'Py / x'Px``, residual ``y'Py - beta x'Py`` on ``df = n - q - 1``
+regression into dot products, computed for a whole block of SNPs by two matrix products:
+``beta = x'Py / x'Px``, residual ``y'Py - beta x'Py`` on ``df = n - q - 1``
 degrees of freedom, Wald ``F = beta^2 / se^2`` on ``F(1, df)``.
 """
 
@@ -40,16 +41,22 @@ def linear_regression(genotypes: np.ndarray, covariates: np.ndarray, traits: np.
     Returns
     -------
     LinearResult with (m, t) arrays.
+
+    With ``Q`` an orthonormal basis of the covariates, ``x'Py = x'y - (Q'x)'(Q'y)`` and
+    ``x'Px = x'x - |Q'x|^2``: two GEMMs over the block (``X'Y`` and ``Q'X``) and no residual matrix.
+    Each SNP is centred first (the intercept is a covariate, so nothing changes but the cancellation in
+    ``x'x - |Q'x|^2``, which centring makes harmless); all in float64.
     """
     g = np.asarray(genotypes, dtype=np.float64)
+    g = g - g.mean(axis=0, keepdims=True)
     y = np.asarray(traits, dtype=np.float64)
     n, q = covariates.shape
     basis, _ = np.linalg.qr(np.asarray(covariates, dtype=np.float64))
-    g_res = g - basis @ (basis.T @ g)
-    y_res = y - basis @ (basis.T @ y)
-    xpx = (g_res * g_res).sum(axis=0)[:, None]  # (m, 1)
-    xpy = g_res.T @ y_res  # (m, t)
-    ypy = (y_res * y_res).sum(axis=0)[None, :]  # (1, t)
+    qy = basis.T @ y  # (q, t)
+    qx = basis.T @ g  # (q, m)
+    xpx = ((g * g).sum(axis=0) - (qx * qx).sum(axis=0))[:, None]  # (m, 1)
+    xpy = g.T @ y - qx.T @ qy  # (m, t)
+    ypy = ((y * y).sum(axis=0) - (qy * qy).sum(axis=0))[None, :]  # (1, t)
     df = n - q - 1
     beta = xpy / xpx
     residual = ypy - beta * xpy
