@@ -8,7 +8,9 @@ Every parser here reports bad input as :class:`~genosynth.errors.InputError` nam
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import math
 import os
 import unicodedata
 import warnings
@@ -21,7 +23,8 @@ import numpy as np
 from genosynth import storage
 from genosynth.errors import InputError
 
-# Tokens that mean "missing" in phenotype and genotype text files (GEMMA, PLINK, R exports).
+# Tokens that mean "missing" in phenotype and genotype text files (GEMMA, PLINK, R exports), matched as
+# written: "-9" (PLINK's missing phenotype) is missing, "-9.0" is a number.
 MISSING_TOKENS = frozenset({"NA", "na", "NaN", "nan", "", ".", "-9"})
 GENOTYPE_MISSING_TOKENS = frozenset({"NA", "na", "NaN", "nan", "."})
 
@@ -72,7 +75,8 @@ def parse_numbers(
     tokens : sequence of str, length k
     source, row : where the tokens came from (for error messages).
     column_names : names of the k columns for messages; default: field numbers from ``first_column``.
-    missing : tokens read as NaN.
+    missing : tokens read as NaN, each compared as written: with the default set the token ``-9`` is
+        missing while ``-9.0`` or ``-9e0`` is the number -9, in every row whatever its other tokens.
     low, high : inclusive bounds for non-missing values.
 
     Returns
@@ -90,9 +94,11 @@ def parse_numbers(
         )
     try:
         values = np.asarray(tokens, dtype=np.float64)
-        if "-9" in missing:
-            # PLINK's missing-phenotype code parses as a number; only an exact "-9" token is missing.
-            values[values == -9.0] = np.nan
+        # Missing tokens that parse as numbers (PLINK's "-9") are missing only as written: the rule is per
+        # token, so "-9.0" stays the number -9 whatever else the row holds.
+        numeric_missing = _numeric_missing(missing)
+        if numeric_missing:
+            values[np.isin(np.asarray(tokens, dtype=str), numeric_missing)] = np.nan
     except ValueError:
         values = np.empty(len(tokens), dtype=np.float64)
         for j, token in enumerate(tokens):
@@ -119,6 +125,19 @@ def parse_numbers(
             column=_column_label(column_names, j, first_column),
         )
     return values
+
+
+@functools.cache
+def _numeric_missing(missing: frozenset[str]) -> list[str]:
+    """The tokens of ``missing`` that would parse as a finite number (e.g. ``"-9"``)."""
+    out = []
+    for token in sorted(missing):
+        try:
+            if math.isfinite(float(token)):
+                out.append(token)
+        except ValueError:
+            pass
+    return out
 
 
 def _column_label(names: Sequence[str] | None, j: int, first_column: int) -> str:
