@@ -1,5 +1,5 @@
 """Shared pieces of the text-format importers: reading lines, parsing numbers with precise errors,
-aligning sample IDs between genotype and phenotype files, and writing an output only once it parsed.
+and aligning sample IDs between genotype and phenotype files.
 
 Every parser here reports bad input as :class:`~genosynth.errors.InputError` naming the file, the
 1-based row (line number) and the column, with what was expected and what was found.
@@ -7,7 +7,6 @@ Every parser here reports bad input as :class:`~genosynth.errors.InputError` nam
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import math
@@ -247,23 +246,6 @@ def align_samples(
 def _examples(ids: Sequence[str], k: int = 3) -> str:
     shown = ", ".join(repr(str(x)) for x in list(ids)[:k])
     return shown or "none"
-
-
-@contextlib.contextmanager
-def staged_output(url: str) -> Iterator[None]:
-    """Guard an output URL: if writing fails part-way, remove what this writer created.
-
-    Importers parse and validate their inputs before entering this block, so a failure here is rare
-    (storage errors); the guard keeps the promise that a failed command leaves nothing under ``--out``.
-    Existing content at ``url`` from before is left alone.
-    """
-    existed = storage.exists(url) and bool(storage.list_keys(url))
-    try:
-        yield
-    except BaseException:
-        if not existed:
-            storage.remove(url)
-        raise
 
 
 def local_path(path: str) -> str:
