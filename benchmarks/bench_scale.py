@@ -146,7 +146,7 @@ def _pipeline(cohort: Path, run: Path, rows: list[dict]) -> dict:
         if m["stopped"]:
             what += f"; STOPPED at {MEMORY_LIMIT_MB:.0f} MB in: {', '.join(_unfinished(run))}"
         rows.append({"what": what, **m})
-    from genosynth.compare.gate import read_gate
+    from genosynth.compare_records import read_gate
     from genosynth.cost import ledger
 
     if (run / "_markers" / "compare.json").exists():
