@@ -116,7 +116,7 @@ def test_closeness_measures_against_the_real_first_percentile():
     np.testing.assert_allclose(close.holdout_to_train, [0.5, 0.4], rtol=1e-6)
     np.testing.assert_allclose(close.train_to_train, [1.0, 1.0])
     assert close.real_p1 == pytest.approx(np.quantile([0.5, 0.4, 1.0, 1.0], 0.01))
-    assert (close.synthetic_closer, close.holdout_closer) == (0.5, 0.0)
+    assert (close.synthetic_closer, close.holdout_closer) == (0.5, 0.5)  # 0.0 and 0.4 lie below p1
     assert close.synthetic_closer_beyond_noise == pytest.approx(0.5 - 1.96 * np.sqrt(0.25 / 2))
 
 
