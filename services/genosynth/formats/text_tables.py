@@ -32,11 +32,6 @@ class SampleAlignmentWarning(UserWarning):
     """Genotype and phenotype files share only some sample IDs; the intersection is kept."""
 
 
-def display_name(path: str) -> str:
-    """The file name shown in messages (the caller's spelling, so users recognise it)."""
-    return str(path)
-
-
 def open_lines(path: str) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` (1-based, newline stripped) of a text file, ``.gz`` aware.
 
@@ -251,15 +246,6 @@ def _examples(ids: Sequence[str], k: int = 3) -> str:
 def local_path(path: str) -> str:
     """A local filesystem path for ``path`` (``file://`` stripped), for libraries that need one."""
     return path[len("file://"):] if path.startswith("file://") else os.fspath(path)
-
-
-def text_bytes(lines: Sequence[str]) -> bytes:
-    """Join lines with ``\\n`` (and a final newline) into UTF-8 bytes."""
-    buffer = io.StringIO()
-    for line in lines:
-        buffer.write(line)
-        buffer.write("\n")
-    return buffer.getvalue().encode("utf-8")
 
 
 _CALL_TEXT = np.array(["0", "1", "2", "NA"])
