@@ -302,4 +302,5 @@ def marker_url(run_url: str, name: str, batch: int | None = None) -> str:
 
 
 def is_committed(run_url: str, name: str, batch: int | None = None) -> bool:
-    return storage.exists(marker_url(run_url, name, batch))
+    """Whether the step (batch) is committed: its marker exists (``storage``'s commit protocol)."""
+    return storage.is_committed(marker_url(run_url, name, batch))

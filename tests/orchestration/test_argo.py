@@ -189,7 +189,7 @@ def test_step_command_writes_batch_groups_for_withparam(tmp_path):
     BatchPlan.build({"batch": b, "chr": "1", "start": b, "stop": b + 1, "context_start": b,
                      "context_stop": b + 1, "run_start": 0, "positioned": True}
                     for b in range(70)).write(run_url)
-    storage.write_json(pipeline.marker_url(run_url, "prep"), {"step": "prep"})  # prep already committed
+    storage.commit(pipeline.marker_url(run_url, "prep"), {"step": "prep"})  # prep already committed
     out = tmp_path / "outputs" / "groups.json"
     result = subprocess.run(
         [

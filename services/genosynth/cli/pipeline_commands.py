@@ -121,7 +121,7 @@ def run(
 
 
 def _check_privacy_gate(run_url: str, *, allow: bool) -> None:
-    from genosynth.compare.gate import read_gate
+    from genosynth.compare_records import read_gate
 
     gate = read_gate(run_url)
     if gate.passed:

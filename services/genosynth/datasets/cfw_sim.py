@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from genosynth import storage
 from genosynth.datasets.simulate import scaled_to_variance, simulate_chromosome, standardized
 from genosynth.formats.dataset import Dataset, DatasetWriter
-from genosynth.formats.text_tables import staged_output
 
 # GRCm38 autosome lengths in bp.
 MOUSE_AUTOSOMES = {
@@ -113,7 +113,7 @@ def make_cfw_sim(
     qtl_genotypes: dict[int, np.ndarray] = {}
     planted: list[dict[str, Any]] = []
     variant_frames = []
-    with staged_output(out_url):
+    with storage.staged_output(out_url):
         writer = DatasetWriter(out_url, n_samples=n_individuals)
         for chrom, length in chromosomes.items():
             sim = simulate_chromosome(
