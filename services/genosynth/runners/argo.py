@@ -116,7 +116,7 @@ def render_manifests(
     if run_url:
         defaults["run-url"] = run_url
     template = _workflow_template(defaults, service_account, steps)
-    cron = _cron_workflow(schedule, service_account)
+    cron = _cron_workflow(schedule, service_account, dataset_url or _default("dataset-url"))
     return [template.to_dict(), cron.to_dict()]
 
 
@@ -405,7 +405,11 @@ def _cores(quantity: str) -> float:
 
 
 # --- CronWorkflow ---------------------------------------------------------------------------------------
-def _cron_workflow(schedule: str, service_account: str) -> CronWorkflow:
+def _default(parameter: str) -> str:
+    return next(value for name, value, _ in _WORKFLOW_PARAMETERS if name == parameter)
+
+
+def _cron_workflow(schedule: str, service_account: str, dataset_url: str) -> CronWorkflow:
     return CronWorkflow(
         name=CRON_WORKFLOW_NAME,
         labels={"app.kubernetes.io/name": "genosynth", "app.kubernetes.io/component": "scheduled-run"},
@@ -418,5 +422,8 @@ def _cron_workflow(schedule: str, service_account: str) -> CronWorkflow:
         service_account_name=service_account,
         workflow_template_ref=m.WorkflowTemplateRef(name=WORKFLOW_TEMPLATE_NAME),
         # Each scheduled run gets its own run URL (the workflow's generated name).
-        arguments=[Parameter(name="run-url", value="gs://genosynth-runs/scheduled/{{workflow.name}}")],
+        arguments=[
+            Parameter(name="run-url", value="gs://genosynth-runs/scheduled/{{workflow.name}}"),
+            Parameter(name="dataset-url", value=dataset_url),
+        ],
     )
