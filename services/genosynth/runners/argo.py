@@ -62,10 +62,10 @@ CHART_SUBDIR = "files/workflows"
 _SCRATCH = "/tmp"  # emptyDir: the root filesystem is read-only
 _OUTPUTS = "/genosynth-outputs"  # emptyDir for files Argo reads back as output parameters
 _GROUPS_FILE = f"{_OUTPUTS}/batch-groups.json"
+_POOLS_DIR = f"{_OUTPUTS}/pools"  # prep writes <step> = gpu | cpu here: its `<step>-pool` outputs
 _RUN = "{{workflow.parameters.run-url}}"
 # Do not retry what a retry cannot fix: bad input (2) and a refused budget (4). Everything else, including
 # pods Failed because a spot node was reclaimed (no usable exit code), is retried.
-_POOLS_DIR = f"{_OUTPUTS}/pools"
 _RETRY_EXPRESSION = "lastRetry.status == 'Error' || !(lastRetry.exitCode in ['2', '4'])"
 # Spot is optional: ``-p spot=true`` adds the GKE spot node label to the GPU pods' selector.
 _SPOT_PATCH = (
