@@ -14,6 +14,7 @@ import numpy as np
 from scipy import linalg, stats
 
 from genosynth.compare.genotypes import even_subsample
+from genosynth.genetics.dosages import centre, observed_means
 
 # Distance bins for LD decay, in base pairs: fine near zero where r^2 falls fastest, log-spaced beyond.
 LD_BIN_EDGES = (0, 1e3, 1e4, 5e4, 1e5, 2.5e5, 5e5, 1e6, 2.5e6, 5e6, 1e7, 2e7, 5e7)
@@ -36,13 +37,6 @@ def allele_frequency_metrics(af_real: np.ndarray, af_synthetic: np.ndarray) -> d
     }
 
 
-def _column_means(x: np.ndarray) -> np.ndarray:
-    """Per-column means ignoring NaN; 0 for columns with no observed value."""
-    observed = ~np.isnan(x)
-    total = np.where(observed, x, 0.0).sum(axis=0)
-    return total / np.maximum(observed.sum(axis=0), 1)
-
-
 def standardise(dosages: np.ndarray, mean: np.ndarray | None = None, sd: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean-impute and standardise dosages ``(n, k)`` per SNP (with given or own mean / sd).
@@ -51,8 +45,8 @@ def standardise(dosages: np.ndarray, mean: np.ndarray | None = None, sd: np.ndar
     """
     x = np.asarray(dosages, dtype=np.float64)
     if mean is None:
-        mean = _column_means(x)
-    x = np.where(np.isnan(x), mean, x) - mean
+        mean = observed_means(x)
+    x = centre(x, mean)
     if sd is None:
         sd = x.std(axis=0)
     return np.divide(x, sd, out=np.zeros_like(x), where=sd > 0), mean, sd
@@ -118,17 +112,6 @@ def ld_decay_distance(real: dict[str, list[float]], synthetic: dict[str, list[fl
         return {"mean_abs_difference": math.nan, "max_abs_difference": math.nan}
     return {"mean_abs_difference": float(np.abs(a[ok] - b[ok]).mean()),
             "max_abs_difference": float(np.abs(a[ok] - b[ok]).max())}
-
-
-def centred_kinship(dosages: np.ndarray) -> np.ndarray:
-    """GEMMA-style centred relatedness matrix ``X_c X_c^T / k`` of dosages ``(n, k)`` (GEMMA ``-gk 1``).
-
-    SNPs are centred on the cohort's own means after mean imputation of missing calls.
-    """
-    x = np.asarray(dosages, dtype=np.float64)
-    mean = _column_means(x)
-    xc = np.where(np.isnan(x), mean, x) - mean
-    return xc @ xc.T / max(x.shape[1], 1)
 
 
 def off_diagonal(matrix: np.ndarray) -> np.ndarray:
