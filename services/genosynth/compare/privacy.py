@@ -4,12 +4,12 @@ Every measure rests on pairwise comparisons of genomes on hard calls:
 
 - *distance*: mean absolute genotype difference per jointly observed SNP (L1 / Hamming on {0, 1, 2},
   range 0-2; 0 means identical on every SNP both genomes have);
-- *KING-robust kinship* (Manichaikul et al. 2010, the estimator PLINK 2 reports):
-  ``(N_AaAa - 2 N_AA,aa) / (N_Aa(i) + N_Aa(j))`` over jointly observed SNPs; 0.5 for duplicates,
+- *KING-robust kinship* (Manichaikul et al. 2010, within-family form; PLINK 2 reports the between-family
+  form): ``(N_AaAa - 2 N_AA,aa) / (N_Aa(i) + N_Aa(j))`` over jointly observed SNPs; 0.5 for duplicates,
   about 0.25 / 0.125 / 0.0625 for first / second / third degree relatives.
 
-Both come from a few matrix products of one-hot genotype indicators, accumulated over SNP blocks so that
-memory is ``O(n_a * n_b)`` whatever the SNP count.
+Both come from :func:`genosynth.genetics.relatedness.pair_counts`: a few matrix products of one-hot genotype
+indicators, accumulated over SNP blocks so that memory is ``O(n_a * n_b)`` whatever the SNP count.
 """
 
 from __future__ import annotations

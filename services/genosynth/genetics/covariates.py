@@ -44,8 +44,9 @@ def indicator_coding(values: np.ndarray, levels: Sequence[Any], missing: np.ndar
     [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]
     """
     values = np.asarray(values)
-    coded = np.stack([values == level for level in levels[1:]], axis=1).reshape(len(values), -1)
-    coded = coded.astype(np.float64)
+    coded = np.zeros((len(values), max(len(levels) - 1, 0)))
+    for k, level in enumerate(levels[1:]):
+        coded[:, k] = values == level
     if missing is not None:
         coded[np.asarray(missing, dtype=bool)] = np.nan
     return coded

@@ -1,9 +1,15 @@
 """Relatedness between genomes on hard calls (KING-robust, genotype distance) and summaries of kinship
 matrices.
 
-KING-robust kinship (Manichaikul et al. 2010, Bioinformatics 26:2867; the estimator PLINK 2's
-``--make-king`` reports) of genomes i and j over the SNPs observed in both:
-``(N_AaAa - 2 N_AA,aa) / (N_Aa(i) + N_Aa(j))``; 0.5 for duplicates (monozygotic twins), about 0.25, 0.125,
+KING-robust kinship (Manichaikul et al. 2010, Bioinformatics 26:2867) of genomes i and j over the SNPs
+observed in both, with ``N_Aa(i)`` the heterozygous calls of i on those SNPs:
+
+- within-family form ``(N_AaAa - 2 N_AA,aa) / (N_Aa(i) + N_Aa(j))`` (what the privacy metrics and the
+  mosaic model's family sizes use);
+- between-family form ``(N_AaAa - 2 N_AA,aa) / (2 min N_Aa) + 1/2 - (N_Aa(i) + N_Aa(j)) / (4 min N_Aa)``,
+  robust to the two genomes having different heterozygosity; PLINK 2's ``--make-king`` reports this one.
+
+Both are equal when ``N_Aa(i) = N_Aa(j)``; 0.5 for duplicates (monozygotic twins), about 0.25, 0.125,
 0.0625 for first, second, third degree relatives. The degree cut-offs below are the paper's (powers of
 two halfway, on the log scale, between the expected values), used everywhere a degree is named.
 """
@@ -37,14 +43,20 @@ class PairCounts:
     l1 : sum of ``|g_a - g_b|`` (g in {0, 1, 2})
     het_het : ``N_AaAa``, SNPs where both are heterozygous
     opposite : ``N_AA,aa``, SNPs where they are opposite homozygotes
-    het_sum : ``N_Aa(a) + N_Aa(b)``, heterozygous calls of either genome
+    het_a, het_b : ``N_Aa(a)``, ``N_Aa(b)``, heterozygous calls of genome a, of genome b
     """
 
     shared: np.ndarray
     l1: np.ndarray
     het_het: np.ndarray
     opposite: np.ndarray
-    het_sum: np.ndarray
+    het_a: np.ndarray
+    het_b: np.ndarray
+
+    @property
+    def het_sum(self) -> np.ndarray:
+        """``N_Aa(a) + N_Aa(b)``, the within-family KING denominator."""
+        return self.het_a + self.het_b
 
 
 def _indicators(calls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -73,7 +85,8 @@ def pair_counts(calls_a: np.ndarray, calls_b: np.ndarray | None = None, block: i
     shared = np.zeros((n_a, n_b))
     het_het = np.zeros((n_a, n_b))
     opposite = np.zeros((n_a, n_b))
-    het_sum = np.zeros((n_a, n_b))
+    het_a = np.zeros((n_a, n_b))
+    het_b = np.zeros((n_a, n_b))
     # Every product counts small integers; float32 sums of such counts are exact below 2**24 per block.
     # |g_a - g_b| = (g_a - g_b)^2 - 2 [opposite homozygotes], so one product of the dosages, one of the
     # heterozygote indicators and one of the homozygote indicators give both the L1 distance and KING.
@@ -90,23 +103,34 @@ def pair_counts(calls_a: np.ndarray, calls_b: np.ndarray | None = None, block: i
             square_a = np.square(a_g).sum(axis=1)[:, None]
             square_b = np.square(b_g).sum(axis=1)[None, :]
             shared += a.shape[1]
-            het_sum += a_het.sum(axis=1)[:, None] + b_het.sum(axis=1)[None, :]
+            het_a += a_het.sum(axis=1)[:, None]
+            het_b += b_het.sum(axis=1)[None, :]
         else:  # sums over jointly observed SNPs only (missing calls are 0 in every indicator)
             square_a = np.square(a_g) @ b_obs.T
             square_b = a_obs @ np.square(b_g).T
             shared += a_obs @ b_obs.T
-            het_sum += np.hstack([a_het, a_obs]) @ np.hstack([b_obs, b_het]).T
+            het_a += a_het @ b_obs.T
+            het_b += a_obs @ b_het.T
         l1 += square_a + square_b - 2 * (a_g @ b_g.T) - 2 * block_opposite
         het_het += a_het @ b_het.T
         opposite += block_opposite
-    return PairCounts(shared=shared, l1=l1, het_het=het_het, opposite=opposite, het_sum=het_sum)
+    return PairCounts(shared=shared, l1=l1, het_het=het_het, opposite=opposite, het_a=het_a, het_b=het_b)
 
 
-def king_from_counts(counts: PairCounts) -> np.ndarray:
-    """KING-robust kinship ``(N_AaAa - 2 N_AA,aa) / (N_Aa(i) + N_Aa(j))``, ``(n_a, n_b)`` float64;
-    NaN where neither genome has a heterozygous call on the SNPs they share."""
+def king_from_counts(counts: PairCounts, *, between_family: bool = False) -> np.ndarray:
+    """KING-robust kinship from pair counts, ``(n_a, n_b)`` float64.
+
+    The within-family form (default) is NaN where neither genome has a heterozygous call on the SNPs
+    they share; the between-family form (``between_family=True``, PLINK 2's) where either has none.
+    """
+    numerator = counts.het_het - 2 * counts.opposite
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts.het_sum > 0, (counts.het_het - 2 * counts.opposite) / counts.het_sum, np.nan)
+        if not between_family:
+            het_sum = counts.het_sum
+            return np.where(het_sum > 0, numerator / het_sum, np.nan)
+        smaller = np.minimum(counts.het_a, counts.het_b)
+        value = numerator / (2 * smaller) + 0.5 - (counts.het_a + counts.het_b) / (4 * smaller)
+        return np.where(smaller > 0, value, np.nan)
 
 
 def genotype_distance(counts: PairCounts) -> np.ndarray:
@@ -116,8 +140,8 @@ def genotype_distance(counts: PairCounts) -> np.ndarray:
         return np.where(counts.shared > 0, counts.l1 / counts.shared, np.nan)
 
 
-def king_robust(calls_a: np.ndarray, calls_b: np.ndarray | None = None, block: int = SNP_BLOCK
-                ) -> np.ndarray:
+def king_robust(calls_a: np.ndarray, calls_b: np.ndarray | None = None, *, between_family: bool = False,
+                block: int = SNP_BLOCK) -> np.ndarray:
     """KING-robust kinship between every genome of ``calls_a`` and every genome of ``calls_b``.
 
     Parameters
@@ -125,6 +149,7 @@ def king_robust(calls_a: np.ndarray, calls_b: np.ndarray | None = None, block: i
     calls_a : (n_a, m) int8 hard calls in {0, 1, 2}, -1 missing
     calls_b : (n_b, m) int8 on the same SNPs (default: ``calls_a``, a square within-cohort matrix whose
         diagonal is 0.5 wherever a genome has a heterozygous call)
+    between_family : the between-family form (PLINK 2 ``--make-king``) instead of the within-family one
 
     Returns
     -------
@@ -135,7 +160,7 @@ def king_robust(calls_a: np.ndarray, calls_b: np.ndarray | None = None, block: i
     >>> king_robust(np.array([[1, 0, 2, 1], [1, 2, 0, 1]], dtype=np.int8)).round(3).tolist()
     [[0.5, -0.5], [-0.5, 0.5]]
     """
-    return king_from_counts(pair_counts(calls_a, calls_b, block))
+    return king_from_counts(pair_counts(calls_a, calls_b, block), between_family=between_family)
 
 
 def relatives_above(king: np.ndarray, cutoff: float = KING_FIRST_DEGREE) -> np.ndarray:

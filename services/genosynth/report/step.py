@@ -21,6 +21,7 @@ from genosynth.compare.gate import GATE, read_release
 from genosynth.compare.step import DETAILS
 from genosynth.errors import InputError
 from genosynth.formats.dataset import Dataset
+from genosynth.genetics.relatedness import KING_FIRST_DEGREE
 from genosynth.report import plots
 from genosynth.report.html import Page, badge, card, figure, fmt, table
 from genosynth.run_config import RunConfig
@@ -233,8 +234,8 @@ def _privacy_section(metrics: dict[str, Any], details: dict[str, Any], gate: dic
     king_png = figures.add("privacy_kinship.png", plots.distance_histograms(
         {"synthetic → training": pdet.get("max_king_synthetic_to_train", []),
          "holdout → training": pdet.get("max_king_holdout_to_train", [])},
-        0.177, "largest KING kinship to any training genome", "Closest relative among training genomes",
-        "1st-degree cut-off"))
+        KING_FIRST_DEGREE, "largest KING kinship to any training genome",
+        "Closest relative among training genomes", "1st-degree cut-off"))
     rows = [
         ["identical genomes (all SNPs)", priv.get("identical_genomes"),
          priv.get("identical_genomes_holdout")],
