@@ -17,6 +17,7 @@ from genosynth.genetics.relatedness import (
     KING_SECOND_DEGREE,
     KING_THIRD_DEGREE,
     genotype_distance,
+    king_from_counts,
     king_robust,
     pair_counts,
     relatives_above,
@@ -68,6 +69,11 @@ def test_within_family_king_on_hand_counted_genomes():
     assert (counts.shared[0, 0], counts.het_het[0, 0], counts.opposite[0, 0]) == (6, 2, 1)
     assert (counts.het_a[0, 0], counts.het_b[0, 0]) == (3, 3)
     assert king_robust(a, b)[0, 0] == 0.0
+    # between-family form with equal heterozygosity: the same value
+    assert king_from_counts(counts, between_family=True)[0, 0] == 0.0
+    counts.het_b[0, 0] = 1  # pretend b had one heterozygous call: 0/(2*1) + 1/2 - 4/4 = -0.5
+    assert king_from_counts(counts, between_family=True)[0, 0] == -0.5
+    assert king_from_counts(counts)[0, 0] == 0.0  # within-family: 0 / 4
     # |differences| 0 1 2 0 0 1 over six SNPs
     assert genotype_distance(counts)[0, 0] == pytest.approx(4 / 6)
 

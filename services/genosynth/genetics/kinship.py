@@ -21,16 +21,8 @@ BLOCK = 4096
 
 
 def centred_genotypes(dosages: np.ndarray) -> np.ndarray:
-    """GEMMA's ``X_c``: mean-impute missing calls and centre every SNP on its mean, in float64.
-
-    Parameters
-    ----------
-    dosages : (n, m) float, NaN for missing
-
-    Returns
-    -------
-    (n, m) float64 with column means 0; an all-missing SNP becomes a column of zeros.
-    """
+    """GEMMA's ``X_c`` of dosages ``(n, m)`` (NaN missing): :func:`genosynth.genetics.dosages.centre` in
+    float64, so ``(n, m)`` float64 with column means 0 and an all-missing SNP a column of zeros."""
     return centre(np.asarray(dosages, dtype=np.float64))
 
 
