@@ -82,29 +82,25 @@ def centred_kinship_blocked(centred: np.ndarray, block: int = BLOCK) -> np.ndarr
     return out / max(centred.shape[1], 1)
 
 
-def chromosome_kinship_sums(dosages: np.ndarray, chromosome: np.ndarray, n_chromosomes: int
-                            ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-chromosome unscaled kinship ``S_c`` of a block of SNPs, from one pass over it.
+def chromosome_kinship_sums(centred: np.ndarray, chromosome: np.ndarray) -> dict[int, np.ndarray]:
+    """Per-chromosome unscaled kinship ``S_c = X_c X_c^T`` of one block of SNPs, from one pass over it.
 
     Parameters
     ----------
-    dosages : (n, m) float, NaN for missing (each SNP centred on its own mean)
-    chromosome : (m,) int chromosome code of each SNP in ``[0, n_chromosomes)``
+    centred : (n, m) centred genotypes (:func:`centred_genotypes` of the block, float64)
+    chromosome : (m,) int chromosome code of each SNP
 
     Returns
     -------
-    sums : (n_chromosomes, n, n) float64, ``S_c`` over the block's SNPs of chromosome c (0 if none);
-        ``sums.sum(axis=0)`` is the whole block's ``S``.
-    counts : (n_chromosomes,) int64 SNPs of each chromosome in the block (the ``m_c`` of
-        :func:`loco_kinship`).
+    ``{c: (n, n) float64}`` for each chromosome present in the block, in increasing code order; the sum
+    of the values is the block's ``S``. Accumulated over blocks, ``S - S_c`` over ``m - m_c`` SNPs is the
+    LOCO kinship of chromosome c (:func:`loco_kinship`).
     """
-    centred = centred_genotypes(dosages)
-    n = centred.shape[0]
-    sums = np.zeros((n_chromosomes, n, n))
+    sums = {}
     for c in np.unique(chromosome):
-        part = centred[:, chromosome == c]
-        sums[c] = part @ part.T
-    return sums, np.bincount(chromosome, minlength=n_chromosomes).astype(np.int64)
+        part = centred[:, np.flatnonzero(chromosome == c)]
+        sums[int(c)] = part @ part.T
+    return sums
 
 
 def double_centre(kinship: np.ndarray) -> np.ndarray:

@@ -38,7 +38,13 @@ from genosynth.genetics import chromosomes
 from genosynth.genetics.covariates import category_levels, indicator_coding, with_intercept
 from genosynth.genetics.device import pick_device
 from genosynth.genetics.dosages import mean_impute
-from genosynth.genetics.kinship import centred_genotypes, double_centre, loco_kinship
+from genosynth.genetics.kinship import (
+    centred_genotypes,
+    chromosome_kinship_sums,
+    double_centre,
+    kinship_sum,
+    loco_kinship,
+)
 from genosynth.gwas import filters as snp_filters
 from genosynth.gwas.linear import linear_regression
 from genosynth.gwas.lmm import LmmPattern
@@ -359,13 +365,9 @@ def _add_kinship(block, groups, start, stop, chrom_index, store_by_chromosome, u
         union |= group.passed[start:stop]
     centred = centred_genotypes(block)
     if store_by_chromosome:
-        for ci in np.unique(chrom_index[start:stop]):
-            cols = np.flatnonzero(union & (chrom_index[start:stop] == ci))
-            if cols.size:
-                part = centred[:, cols]
-                s = part @ part.T
-                chromosome_sums[ci] = chromosome_sums.get(ci, 0) + s
-                union_sum += s
+        for ci, s in chromosome_kinship_sums(centred[:, union], chrom_index[start:stop][union]).items():
+            chromosome_sums[ci] = chromosome_sums.get(ci, 0) + s
+            union_sum += s
     else:
         part = centred[:, union]
         union_sum += part @ part.T
@@ -447,8 +449,7 @@ def _chromosome_part(genotypes, group, chrom_index, ci, chromosome_runs, chromos
     for start, stop in _batches(chromosome_runs, batch_snps):
         keep = group.passed[start:stop]
         if keep.any():
-            centred = centred_genotypes(genotypes.block(start, stop)[:, keep].astype(np.float64))
-            part += centred @ centred.T
+            part += kinship_sum(genotypes.block(start, stop)[:, keep].astype(np.float64))
     return part, m_part
 
 
