@@ -9,6 +9,7 @@ from genosynth.genetics.dosages import (
     hard_calls,
     mean_impute,
     observed_means,
+    standardise,
 )
 
 NA = np.nan
@@ -51,6 +52,27 @@ def test_centring_puts_missing_calls_at_zero_and_column_means_at_zero():
 def test_centring_on_given_means():
     centred = centre(DOSAGES, np.array([2.0, 0.0, 1.0]))
     np.testing.assert_array_equal(centred[:, 0], [-2.0, -1.0, 0.0, 0.0])
+
+
+def test_standardised_snps_have_mean_zero_and_sd_one_and_a_constant_snp_is_zero():
+    x = np.array([[0.0, 1.0], [2.0, 1.0], [NA, 1.0], [1.0, NA]])
+    z, means, sds = standardise(x)
+    np.testing.assert_array_equal(means, [1.0, 1.0])
+    # SNP 0 imputed: 0, 2, 1, 1 -> centred -1, 1, 0, 0, population sd sqrt(1/2)
+    np.testing.assert_allclose(z[:, 0], np.array([-1.0, 1.0, 0.0, 0.0]) / np.sqrt(0.5))
+    np.testing.assert_array_equal(z[:, 1], 0.0)
+    assert sds[1] == 0.0
+
+
+def test_a_second_cohort_is_standardised_on_the_first_ones_scale():
+    _, means, sds = standardise(np.array([[0.0], [2.0]]))
+    other, _, _ = standardise(np.array([[2.0], [NA]]), means, sds)
+    np.testing.assert_array_equal(other[:, 0], [1.0, 0.0])
+
+
+def test_integer_calls_are_read_as_float64():
+    assert observed_means(np.array([[0, 1], [2, 2]], dtype=np.int8)).tolist() == [1.0, 1.5]
+    assert standardise(np.array([[0, 1], [2, 2]]))[0].dtype == np.float64
 
 
 def test_hard_calls_round_half_to_even_and_code_missing_as_minus_one():

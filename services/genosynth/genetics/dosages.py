@@ -21,8 +21,9 @@ def observed_means(dosages: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    (m,) in the dtype of ``dosages``; 0 for a SNP without any observed call. Summed exactly as
-    ``np.nanmean`` sums (missing set to 0, then one sum over individuals), so it gives the same bits.
+    (m,) in the dtype of ``dosages`` (float64 for integer input); 0 for a SNP without any observed call.
+    Summed exactly as ``np.nanmean`` sums (missing set to 0, then one sum over individuals), so it gives
+    the same bits.
 
     Examples
     --------
@@ -30,6 +31,8 @@ def observed_means(dosages: np.ndarray) -> np.ndarray:
     [1.0, 0.0]
     """
     x = np.asarray(dosages)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
     missing = np.isnan(x)
     filled = np.array(x, copy=True)
     np.copyto(filled, 0, where=missing)
@@ -78,6 +81,30 @@ def centre(dosages: np.ndarray, means: np.ndarray | None = None) -> np.ndarray:
     out = x - (observed_means(x) if means is None else np.asarray(means))[None, :]
     out[missing] = 0.0
     return out
+
+
+def standardise(dosages: np.ndarray, means: np.ndarray | None = None, sds: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean-impute, centre and scale every SNP to unit variance.
+
+    Parameters
+    ----------
+    dosages : (n, m) dosages, NaN for missing (integer input is read as float64)
+    means, sds : (m,) centres and scales to use (default: the cohort's own, so that a second cohort can be
+        put on the first one's scale by passing the first one's)
+
+    Returns
+    -------
+    z : (n, m) in the float dtype of ``dosages``; a SNP with sd 0 becomes a column of zeros (not NaN)
+    means, sds : (m,) the centres and scales used (population sd, ``ddof=0``, of the imputed column)
+    """
+    x = np.asarray(dosages)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    means = observed_means(x) if means is None else means
+    centred = centre(x, means)
+    sds = centred.std(axis=0) if sds is None else sds
+    return np.divide(centred, sds, out=np.zeros_like(centred), where=sds > 0), means, sds
 
 
 def hard_calls(dosages: np.ndarray) -> np.ndarray:
