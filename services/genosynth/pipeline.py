@@ -15,7 +15,7 @@ True
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -81,8 +81,7 @@ class Step:
 
     def function(self) -> StepFunction:
         """Import and return the step function (imports stay lazy: steps pull in heavy libraries)."""
-        module_name, _, attribute = self.target.partition(":")
-        return getattr(importlib.import_module(module_name), attribute)
+        return pkgutil.resolve_name(self.target)
 
     def output_keys(self, batch: int | None = None) -> list[str]:
         """Output keys with the batch number filled in."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from genosynth.compare import privacy
-from genosynth.compare.genotypes import hard_calls
+from genosynth.genetics.dosages import hard_calls
 
 
 def _brute_force(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -38,11 +38,6 @@ def test_identical_genomes_have_distance_zero_and_king_one_half():
     stats = privacy.pair_statistics(calls, calls)
     np.testing.assert_allclose(np.diag(stats.distance), 0.0)
     np.testing.assert_allclose(np.diag(stats.king), 0.5)
-
-
-def test_hard_calls_round_dosages_and_mark_missing():
-    calls = hard_calls(np.array([[0.1, 0.9, 1.6, np.nan, 2.0]], dtype=np.float32))
-    assert calls.tolist() == [[0, 1, 2, -1, 2]]
 
 
 def test_aats_of_a_copy_is_zero_and_of_a_fresh_sample_about_one_half(population):

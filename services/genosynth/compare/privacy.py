@@ -4,12 +4,12 @@ Every measure rests on pairwise comparisons of genomes on hard calls:
 
 - *distance*: mean absolute genotype difference per jointly observed SNP (L1 / Hamming on {0, 1, 2},
   range 0-2; 0 means identical on every SNP both genomes have);
-- *KING-robust kinship* (Manichaikul et al. 2010, the estimator PLINK 2 reports):
-  ``(N_AaAa - 2 N_AA,aa) / (N_Aa(i) + N_Aa(j))`` over jointly observed SNPs; 0.5 for duplicates,
+- *KING-robust kinship* (Manichaikul et al. 2010, within-family form; PLINK 2 reports the between-family
+  form): ``(N_AaAa - 2 N_AA,aa) / (N_Aa(i) + N_Aa(j))`` over jointly observed SNPs; 0.5 for duplicates,
   about 0.25 / 0.125 / 0.0625 for first / second / third degree relatives.
 
-Both come from a few matrix products of one-hot genotype indicators, accumulated over SNP blocks so that
-memory is ``O(n_a * n_b)`` whatever the SNP count.
+Both come from :func:`genosynth.genetics.relatedness.pair_counts`: a few matrix products of one-hot genotype
+indicators, accumulated over SNP blocks so that memory is ``O(n_a * n_b)`` whatever the SNP count.
 """
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ import numpy as np
 from scipy import stats
 
 from genosynth.compare.genotypes import CohortGenotypes
-
-KING_DUPLICATE = 0.354
-KING_FIRST_DEGREE = 0.177
-KING_SECOND_DEGREE = 0.0884
-SNP_BLOCK = 2048
+from genosynth.genetics.relatedness import (
+    KING_DUPLICATE,
+    KING_FIRST_DEGREE,
+    KING_SECOND_DEGREE,
+    SNP_BLOCK,
+    genotype_distance,
+    king_from_counts,
+    pair_counts,
+)
 
 
 @dataclass
@@ -45,12 +49,6 @@ class PairStatistics:
     king: np.ndarray
 
 
-def _indicators(calls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Observed indicator, genotype with missing as 0, heterozygote indicator; all float32 ``(n, k)``."""
-    return ((calls >= 0).astype(np.float32), np.maximum(calls, 0).astype(np.float32),
-            (calls == 1).astype(np.float32))
-
-
 def pair_statistics(calls_a: np.ndarray, calls_b: np.ndarray, block: int = SNP_BLOCK) -> PairStatistics:
     """Distances and KING kinship between the genomes of two cohorts.
 
@@ -60,40 +58,9 @@ def pair_statistics(calls_a: np.ndarray, calls_b: np.ndarray, block: int = SNP_B
         Hard calls in {0, 1, 2}, ``-1`` missing; same SNPs as ``calls_b``.
     calls_b : (n_b, k) int8
     """
-    n_a, n_b = calls_a.shape[0], calls_b.shape[0]
-    l1 = np.zeros((n_a, n_b))
-    shared = np.zeros((n_a, n_b))
-    king_num = np.zeros((n_a, n_b))
-    king_den = np.zeros((n_a, n_b))
-    # Every product counts small integers; float32 sums of such counts are exact below 2**24 per block.
-    # |g_a - g_b| = (g_a - g_b)^2 - 2 [opposite homozygotes], so one product of the dosages, one of the
-    # heterozygote indicators and one of the homozygote indicators give both the L1 distance and KING.
-    within = calls_a is calls_b
-    for start in range(0, calls_a.shape[1], block):
-        a = calls_a[:, start : start + block]
-        b = calls_b[:, start : start + block]
-        a_obs, a_g, a_het = _indicators(a)
-        # Within one cohort the same arrays on both sides let BLAS use its symmetric product (x @ x.T).
-        b_obs, b_g, b_het = (a_obs, a_g, a_het) if within else _indicators(b)
-        a_hom = np.hstack([a == 0, a == 2]).astype(np.float32)
-        opposite = a_hom @ np.hstack([b == 2, b == 0]).astype(np.float32).T
-        het_het = a_het @ b_het.T
-        if a_obs.all() and b_obs.all():
-            square_a = np.square(a_g).sum(axis=1)[:, None]
-            square_b = np.square(b_g).sum(axis=1)[None, :]
-            shared += a.shape[1]
-            king_den += a_het.sum(axis=1)[:, None] + b_het.sum(axis=1)[None, :]
-        else:  # sums over jointly observed SNPs only (missing calls are 0 in every indicator)
-            square_a = np.square(a_g) @ b_obs.T
-            square_b = a_obs @ np.square(b_g).T
-            shared += a_obs @ b_obs.T
-            king_den += np.hstack([a_het, a_obs]) @ np.hstack([b_obs, b_het]).T
-        l1 += square_a + square_b - 2 * (a_g @ b_g.T) - 2 * opposite
-        king_num += het_het - 2 * opposite
-    with np.errstate(invalid="ignore", divide="ignore"):
-        distance = np.where(shared > 0, l1 / shared, np.nan).astype(np.float32)
-        king = np.where(king_den > 0, king_num / king_den, np.nan).astype(np.float32)
-    return PairStatistics(distance=distance, king=king)
+    counts = pair_counts(calls_a, calls_b, block)
+    return PairStatistics(distance=genotype_distance(counts).astype(np.float32),
+                          king=king_from_counts(counts).astype(np.float32))
 
 
 def nearest(distance: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:

@@ -20,6 +20,7 @@ from genosynth.compare.genotypes import even_subsample, load_cohort
 from genosynth.compare_records import CompareMetrics, clean_json
 from genosynth.errors import InputError
 from genosynth.formats.dataset import Dataset
+from genosynth.genetics.kinship import centred_kinship
 from genosynth.genetics.relatedness import kinship_spectrum
 from genosynth.run_config import RunConfig
 
@@ -95,8 +96,8 @@ def compute(run_url: str, *, seed: int = 0) -> tuple[CompareMetrics, dict[str, A
     ld_synth = structure.ld_decay(synth_dosages, snp_sets)
     king_real = structure.off_diagonal(pairs.train_train.king)
     king_synth = structure.off_diagonal(pairs.synth_synth.king)
-    kinship_real = structure.centred_kinship(real_dosages)
-    kinship_synth = structure.centred_kinship(synth_dosages)
+    kinship_real = centred_kinship(real_dosages)
+    kinship_synth = centred_kinship(synth_dosages)
     grm_real, grm_synth = structure.off_diagonal(kinship_real), structure.off_diagonal(kinship_synth)
     pca_metrics, pca_scores = structure.pca_comparison(real_dosages, synth_dosages)
     struct = {

@@ -34,10 +34,20 @@ from threadpoolctl import threadpool_limits
 
 from genosynth.errors import InputError
 from genosynth.formats.dataset import Dataset
+from genosynth.genetics import chromosomes
+from genosynth.genetics.covariates import category_levels, indicator_coding, with_intercept
+from genosynth.genetics.device import pick_device
+from genosynth.genetics.dosages import mean_impute
+from genosynth.genetics.kinship import (
+    centred_genotypes,
+    chromosome_kinship_sums,
+    double_centre,
+    kinship_sum,
+    loco_kinship,
+)
 from genosynth.gwas import filters as snp_filters
-from genosynth.gwas.kinship import centered_genotypes, double_centre
 from genosynth.gwas.linear import linear_regression
-from genosynth.gwas.lmm import LmmPattern, default_device
+from genosynth.gwas.lmm import LmmPattern
 
 MODELS = ("lm", "lmm")
 TABLE_COLUMNS = ["trait", "snp", "chr", "pos", "n", "n_miss", "af", "beta", "se", "p"]
@@ -127,12 +137,10 @@ def _design(dataset: Dataset, traits: Sequence[str], covariates: Sequence[str],
         series = frame[name]
         if kinds.get(name) == "categorical" or not pd.api.types.is_numeric_dtype(series):
             # One indicator per level after the first (sorted), missing stays missing.
-            levels = sorted(series.dropna().astype(str).unique())
-            for level in levels[1:]:
-                indicator = (series.astype(str) == level).to_numpy(dtype=np.float64)
-                indicator[series.isna().to_numpy()] = np.nan
-                columns.append(indicator)
-                names.append(f"{name}={level}")
+            levels = category_levels(series.dropna().astype(str))
+            columns.extend(indicator_coding(series.astype(str).to_numpy(), levels,
+                                            missing=series.isna().to_numpy()).T)
+            names.extend(f"{name}={level}" for level in levels[1:])
         else:
             columns.append(series.to_numpy(dtype=np.float64, na_value=np.nan))
             names.append(name)
@@ -160,11 +168,8 @@ def _cohort(dataset: Dataset, samples: Sequence[str] | np.ndarray | None) -> np.
 def _chromosome_runs(chrom: np.ndarray) -> dict[str, list[tuple[int, int]]]:
     """SNP index runs ``[(start, stop), ...]`` of each chromosome label, in order of first appearance."""
     runs: dict[str, list[tuple[int, int]]] = {}
-    start = 0
-    for i in range(1, len(chrom) + 1):
-        if i == len(chrom) or chrom[i] != chrom[start]:
-            runs.setdefault(str(chrom[start]), []).append((start, i))
-            start = i
+    for label, start, stop in chromosomes.chromosome_runs(chrom):
+        runs.setdefault(label, []).append((start, stop))
     return runs
 
 
@@ -262,7 +267,7 @@ def _run_gwas(dataset, traits, covariates, model, loco, samples, missing, settin
     if len(set(traits)) != len(traits):
         raise InputError(ds.url, "a trait is named twice")
     settings = settings or snp_filters.FilterSettings()
-    dev = torch.device(device) if device is not None else default_device()
+    dev = pick_device(device)
     say = progress or (lambda _msg: None)
 
     clock = _Clock()
@@ -278,7 +283,7 @@ def _run_gwas(dataset, traits, covariates, model, loco, samples, missing, settin
     for j, name in enumerate(traits):
         mask = ~np.isnan(y[:, j]) & covariates_observed
         n = int(mask.sum())
-        design = np.column_stack([np.ones(n), c[mask]])
+        design = with_intercept(c[mask])
         if n <= design.shape[1] + 1:
             raise InputError(ds.url, f"trait {name!r}: {n} individuals with the trait and covariates "
                              "observed, "
@@ -321,7 +326,7 @@ def _run_gwas(dataset, traits, covariates, model, loco, samples, missing, settin
                 keep = np.flatnonzero(stats.passed)
                 if keep.size:
                     with clock("lm"):
-                        x = snp_filters.mean_impute(block[group.mask][:, keep], stats.af[keep])
+                        x = mean_impute(block[group.mask][:, keep], 2.0 * stats.af[keep])
                         fit = linear_regression(x, group.covariates, y[group.mask][:, group.traits])
                     for k, j in enumerate(group.traits):
                         collected[j].append({"index": start + keep, "beta": fit.beta[:, k],
@@ -358,15 +363,11 @@ def _add_kinship(block, groups, start, stop, chrom_index, store_by_chromosome, u
     union = np.zeros(stop - start, dtype=bool)
     for group in groups:
         union |= group.passed[start:stop]
-    centred = centered_genotypes(block)
+    centred = centred_genotypes(block)
     if store_by_chromosome:
-        for ci in np.unique(chrom_index[start:stop]):
-            cols = np.flatnonzero(union & (chrom_index[start:stop] == ci))
-            if cols.size:
-                part = centred[:, cols]
-                s = part @ part.T
-                chromosome_sums[ci] = chromosome_sums.get(ci, 0) + s
-                union_sum += s
+        for ci, s in chromosome_kinship_sums(centred[:, union], chrom_index[start:stop][union]).items():
+            chromosome_sums[ci] = chromosome_sums.get(ci, 0) + s
+            union_sum += s
     else:
         part = centred[:, union]
         union_sum += part @ part.T
@@ -398,7 +399,7 @@ def _lmm_pass(ds, groups, traits, y, genotypes, chrom_index, runs, union_sum, un
                 if m_part == m_total:
                     raise InputError(ds.url, f"chromosome {list(runs)[ci]!r} holds every SNP; LOCO needs "
                                      "at least two chromosomes")
-                kinship = (total - part) / (m_total - m_part)
+                kinship = loco_kinship(total, m_total, part, m_part)
             else:
                 kinship = total / m_total
             sub = np.flatnonzero(group.mask)
@@ -430,7 +431,7 @@ def _lmm_pass(ds, groups, traits, y, genotypes, chrom_index, runs, union_sum, un
                 keep = np.flatnonzero(group.passed[start:stop])
                 if keep.size == 0:
                     continue
-                x = snp_filters.mean_impute(block[group.mask][:, keep], group.af[start + keep])
+                x = mean_impute(block[group.mask][:, keep], 2.0 * group.af[start + keep])
                 for j, res in zip(group.traits, pattern.scan(x, clock), strict=True):
                     collected[j].append({"index": start + keep, "beta": res.beta, "se": res.se, "p": res.p,
                                          "l_remle": res.lambda_, "logl_H1": res.logl})
@@ -448,8 +449,7 @@ def _chromosome_part(genotypes, group, chrom_index, ci, chromosome_runs, chromos
     for start, stop in _batches(chromosome_runs, batch_snps):
         keep = group.passed[start:stop]
         if keep.any():
-            centred = centered_genotypes(genotypes.block(start, stop)[:, keep].astype(np.float64))
-            part += centred @ centred.T
+            part += kinship_sum(genotypes.block(start, stop)[:, keep].astype(np.float64))
     return part, m_part
 
 

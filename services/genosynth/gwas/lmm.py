@@ -34,17 +34,14 @@ import torch
 from scipy import linalg, special
 from threadpoolctl import threadpool_limits
 
+from genosynth.genetics.device import pick_device
+
 L_MIN = 1e-5
 L_MAX = 1e5
 N_REGION = 10
 N_CHEBYSHEV = 16
 EIGEN_ZERO = 1e-10  # GEMMA zeroes eigenvalues below this
 SNP_ROTATION_DTYPE = torch.float32  # precision of U^T X (see LmmPattern.rotate_snps)
-
-
-def default_device() -> torch.device:
-    """CUDA when present, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @dataclass
@@ -78,7 +75,7 @@ class Eigen:
 
 def eigendecompose(kinship: np.ndarray | torch.Tensor, device: torch.device | None = None) -> Eigen:
     """Eigendecomposition with GEMMA's zeroing of eigenvalues below 1e-10."""
-    device = device or default_device()
+    device = device or pick_device()
     if device.type == "cpu":
         # LAPACK's divide-and-conquer through scipy is several times faster than torch's CPU eigh. It runs
         # on one thread, always: its reduction gives different low bits on different thread counts (so a
@@ -269,7 +266,7 @@ def fit_null(kinship: np.ndarray, y: np.ndarray, covariates: np.ndarray | None =
     Parameters
     ----------
     kinship : (n, n) relatedness (used as given; GEMMA double-centres it first, see
-        :func:`genosynth.gwas.kinship.double_centre`).
+        :func:`genosynth.genetics.kinship.double_centre`).
     y : (n,) trait without missing values.
     covariates : (n, k) extra covariates or None.
 
@@ -278,8 +275,8 @@ def fit_null(kinship: np.ndarray, y: np.ndarray, covariates: np.ndarray | None =
     >>> import numpy as np
     >>> rng = np.random.default_rng(1)
     >>> g = rng.binomial(2, 0.5, size=(200, 500)).astype(float)
-    >>> from genosynth.gwas.kinship import centered_kinship
-    >>> model = fit_null(centered_kinship(g), rng.normal(size=200))
+    >>> from genosynth.genetics.kinship import centred_kinship
+    >>> model = fit_null(centred_kinship(g), rng.normal(size=200))
     >>> 0 <= model.pve <= 1
     True
     """

@@ -22,6 +22,7 @@ from genosynth.compare import association
 from genosynth.compare_records import CompareMetrics, GateVerdict, Privacy, Structure
 from genosynth.errors import InputError
 from genosynth.formats.dataset import Dataset
+from genosynth.genetics.relatedness import KING_FIRST_DEGREE
 from genosynth.report import plots
 from genosynth.report.html import render_page, render_verdict
 from genosynth.run_config import RunConfig
@@ -119,7 +120,7 @@ def _privacy_figures(privacy: Privacy, details: dict[str, Any], figures: _Figure
         "privacy_kinship": figures.add("privacy_kinship.png", plots.distance_histograms(
             {"synthetic → training": nearest["max_king_synthetic_to_train"],
              "holdout → training": nearest["max_king_holdout_to_train"]},
-            0.177, "largest KING kinship to any training genome",
+            KING_FIRST_DEGREE, "largest KING kinship to any training genome",
             "Closest relative among training genomes", "1st-degree cut-off")),
     }
 
