@@ -22,8 +22,7 @@ import time
 
 import numpy as np
 
-from genosynth import run_layout, storage
-from genosynth.compare import gate
+from genosynth import compare_records, run_layout, storage
 from genosynth.compare import step as compare_step
 from genosynth.datasets import get_dataset
 from genosynth.datasets.hs1940 import get_hs1940
@@ -79,7 +78,7 @@ def _run(base: str, ds: Dataset, dosages: np.ndarray, kind: str, traits: list[st
     report_step.run(run_url)
     report_seconds = time.perf_counter() - started
     metrics = storage.read_json(run_layout.url(run_url, run_layout.COMPARE_METRICS))
-    verdict = gate.read_gate(run_url)
+    verdict = compare_records.read_gate(run_url)
     return {"metrics": metrics, "verdict": verdict, "compare_s": compare_seconds,
             "compare_cpu_s": compare_cpu, "report_s": report_seconds}
 

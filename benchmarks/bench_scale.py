@@ -146,7 +146,7 @@ def _pipeline(cohort: Path, run: Path, rows: list[dict]) -> dict:
         if m["stopped"]:
             what += f"; STOPPED at {MEMORY_LIMIT_MB:.0f} MB in: {', '.join(_unfinished(run))}"
         rows.append({"what": what, **m})
-    from genosynth.compare.gate import read_gate
+    from genosynth.compare_records import read_gate
     from genosynth.cost import ledger
 
     if (run / "_markers" / "compare.json").exists():
@@ -189,7 +189,9 @@ def _step_table(run: Path, cohort: Path, summary: dict) -> pd.DataFrame:
 
 def _per_batch(run: Path, scratch: Path) -> pd.DataFrame:
     """Train and generate of the first, middle and last batch, each in a fresh process."""
-    batches = json.loads((run / "prep" / "batches.json").read_text())["batches"]
+    from genosynth.run_state import BatchPlan
+
+    batches = BatchPlan.read(str(run)).batches
     picks = sorted({0, len(batches) // 2, len(batches) - 1})
     # A scratch run that shares the committed config and prep outputs, so nothing of the run is rewritten.
     scratch.mkdir(parents=True, exist_ok=True)
@@ -205,8 +207,8 @@ def _per_batch(run: Path, scratch: Path) -> pd.DataFrame:
                 f"import genosynth.{step}.step as s; s.run({str(scratch)!r}, {batch})"
             ), env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                     "GENOSYNTH_DEVICE": "cpu"})
-            rows.append({"step": step, "batch": batch, "snps": entry["stop"] - entry["start"],
-                         "context_snps": entry["context_stop"] - entry["context_start"], **m})
+            rows.append({"step": step, "batch": batch, "snps": entry.n_snps,
+                         "context_snps": entry.context_stop - entry.context_start, **m})
     baseline = measure(_python("import torch, genosynth.train.step, genosynth.generate.step"))
     for row in rows:
         row["above_import_mb"] = row["peak_rss_mb"] - baseline["peak_rss_mb"]
@@ -250,11 +252,12 @@ def _autoregressive(run: Path, rows: list[dict]) -> dict[str, float]:
 
     from genosynth.formats.dataset import Dataset
     from genosynth.models.autoregressive import AutoregressiveModel
+    from genosynth.run_state import BatchPlan
 
-    batches = json.loads((run / "prep" / "batches.json").read_text())["batches"]
+    batches = BatchPlan.read(str(run)).batches
     entry = batches[0]
     train = Dataset.open(str(run / "prep" / "train"))
-    dosages = train.dosages(entry["context_start"], entry["context_stop"])
+    dosages = train.dosages(entry.context_start, entry.context_stop)
     torch.set_num_threads(2)
     cpu0, started = time.process_time(), time.perf_counter()
     model = AutoregressiveModel.fit(dosages, batch=entry, plan={}, seed=0, options={},
@@ -263,7 +266,7 @@ def _autoregressive(run: Path, rows: list[dict]) -> dict[str, float]:
     cpu1, started = time.process_time(), time.perf_counter()
     model.sample(train.n_samples, batch=entry, plan={}, seed=0, device=torch.device("cpu"))
     sample_wall, sample_cpu = time.perf_counter() - started, time.process_time() - cpu1
-    snps = entry["stop"] - entry["context_start"]
+    snps = entry.stop - entry.context_start
     rows.append({"what": f"autoregressive fit, batch 0 ({train.n_samples} x {snps}), device=cpu, 2 threads",
                  "wall_s": wall, "cpu_s": cpu})
     rows.append({"what": f"autoregressive sample, batch 0 ({train.n_samples} x {snps}), device=cpu",

@@ -15,7 +15,7 @@ True
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -30,12 +30,26 @@ class Resources:
     """What one task of a step asks of a node (Kubernetes quantities).
 
     ``gpu`` is the number of ``nvidia.com/gpu`` devices the task requests on a cluster; the local runner
-    runs every step on whatever the machine has.
+    runs every step on whatever the machine has. ``gpu_models`` narrows that to the model families
+    (``RunConfig.model``) whose code uses the GPU: a task of any other family requests no GPU and runs on
+    the CPU pool with the CPU image (``None``: every family gets the GPU).
     """
 
     cpu: str = "1"
     memory: str = "2Gi"
     gpu: int = 0
+    gpu_models: tuple[str, ...] | None = None
+
+    def gpus_for(self, model: str) -> int:
+        """GPUs one task requests when the run's model family is ``model``."""
+        if self.gpu_models is not None and model not in self.gpu_models:
+            return 0
+        return self.gpu
+
+    @property
+    def model_dependent(self) -> bool:
+        """True when some families get the GPU and others the CPU pool (two cluster templates)."""
+        return bool(self.gpu) and self.gpu_models is not None
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,8 @@ class Step:
     after : names of the steps that must be committed first.
     inputs, outputs : keys under the run URL; ``{batch}`` stands for the five-digit batch number.
     per_batch : fan out over the batch list in ``prep/batches.json`` (one task per batch).
+    reads_input : reads the input cohort (the dataset URL); every other step reads only under the run URL,
+        so on a cluster only these run with the identity that may read the input bucket.
     on_exit : runs once at the end whatever happened (success, failure, refusal); never skipped.
     """
 
@@ -60,12 +76,12 @@ class Step:
     outputs: tuple[str, ...] = ()
     resources: Resources = field(default_factory=Resources)
     per_batch: bool = False
+    reads_input: bool = False
     on_exit: bool = False
 
     def function(self) -> StepFunction:
         """Import and return the step function (imports stay lazy: steps pull in heavy libraries)."""
-        module_name, _, attribute = self.target.partition(":")
-        return getattr(importlib.import_module(module_name), attribute)
+        return pkgutil.resolve_name(self.target)
 
     def output_keys(self, batch: int | None = None) -> list[str]:
         """Output keys with the batch number filled in."""
@@ -90,6 +106,7 @@ STEPS: tuple[Step, ...] = (
             run_layout.PREP_PLAN,
         ),
         resources=Resources(cpu="2", memory="8Gi"),
+        reads_input=True,
     ),
     Step(
         name="budget-gate",
@@ -106,7 +123,8 @@ STEPS: tuple[Step, ...] = (
         after=("budget-gate",),
         inputs=(run_layout.PREP_TRAIN, run_layout.PREP_BATCHES, run_layout.PREP_PLAN),
         outputs=(f"{run_layout.TRAIN}/batch-{_BATCH}",),
-        resources=Resources(cpu="2", memory="8Gi", gpu=1),
+        # The mosaic family is CPU code (an HMM walk): only the autoregressive network trains on a GPU.
+        resources=Resources(cpu="2", memory="8Gi", gpu=1, gpu_models=("autoregressive",)),
         per_batch=True,
     ),
     Step(
@@ -302,4 +320,5 @@ def marker_url(run_url: str, name: str, batch: int | None = None) -> str:
 
 
 def is_committed(run_url: str, name: str, batch: int | None = None) -> bool:
-    return storage.exists(marker_url(run_url, name, batch))
+    """Whether the step (batch) is committed: its marker exists (``storage``'s commit protocol)."""
+    return storage.is_committed(marker_url(run_url, name, batch))

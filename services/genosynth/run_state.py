@@ -17,7 +17,8 @@ import numpy as np
 
 from genosynth import run_layout, storage
 from genosynth.errors import InputError
-from genosynth.models.arrays import read_arrays, to_calls, to_dosages, write_arrays
+from genosynth.genetics.dosages import calls_to_dosages, hard_calls
+from genosynth.models.arrays import read_arrays, write_arrays
 
 BATCH_PLAN_SCHEMA = 1
 GENERATED_CALLS = "calls.arrays.z"
@@ -132,9 +133,10 @@ def generated_url(run_url: str, batch: int) -> str:
 
 def write_generated(run_url: str, batch: int, dosages: np.ndarray) -> None:
     """Store one batch's synthetic dosages ``(n_synthetic, n_snps)`` as int8 calls (``-1`` missing)."""
-    write_arrays(storage.join(generated_url(run_url, batch), GENERATED_CALLS), {"calls": to_calls(dosages)})
+    write_arrays(storage.join(generated_url(run_url, batch), GENERATED_CALLS), {"calls": hard_calls(dosages)})
 
 
 def read_generated(run_url: str, batch: int) -> np.ndarray:
     """Synthetic dosages of one generated batch, ``(n_synthetic, stop - start)`` float32 with NaN."""
-    return to_dosages(read_arrays(storage.join(generated_url(run_url, batch), GENERATED_CALLS))["calls"])
+    calls = read_arrays(storage.join(generated_url(run_url, batch), GENERATED_CALLS))["calls"]
+    return calls_to_dosages(calls)

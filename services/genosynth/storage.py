@@ -1,8 +1,8 @@
 """Object storage behind fsspec URLs: local paths, ``file://``, ``memory://`` and ``gs://``.
 
-Every step reads and writes through this module. Outputs are committed atomically the object-store way:
-data objects are written under their final keys first and a small marker object is written last, and
-readers trust an output only once its marker exists.
+Every step reads and writes through this module. Outputs are committed atomically the object-store way
+(the commit protocol, :func:`commit`): data objects are written under their final keys first and a small
+marker object is written last, and readers trust an output only once its marker exists.
 
 - Every object is written whole or not at all: object stores publish an upload only when it completes;
   on a local filesystem the bytes go to a hidden temporary file beside the key (``.<name>.tmp-<id>``)
@@ -22,9 +22,8 @@ import errno
 import io
 import json
 import os
-import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import fsspec
@@ -32,7 +31,6 @@ import tenacity
 
 T = TypeVar("T")
 
-MARKER_NAME = "_COMMITTED"
 TEMP_TAG = ".tmp-"  # hidden temporary files of local writes: ``.<name>.tmp-<id>``
 _RETRY_ATTEMPTS = 5
 _TRANSIENT_ERRNOS = frozenset({errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNABORTED, errno.ECONNREFUSED,
@@ -227,28 +225,54 @@ def remove(url: str) -> None:
         with_retries(lambda: fs.rm(path, recursive=True), what=f"remove {url}")
 
 
-def marker_url(output_url: str) -> str:
-    return join(output_url, MARKER_NAME)
+# --- the commit protocol ----------------------------------------------------------------------------
+# One protocol for every output, a step's or a dataset's: the data objects are written first, under their
+# final keys, and one marker object last (:func:`commit`); a reader trusts the output only once the marker
+# exists (:func:`is_committed`); replacing an output removes the marker first (:func:`uncommit`), so no
+# reader ever sees a committed partial output. Each kind of output names its marker: a pipeline step's is
+# ``RUN/_markers/<step>[-NNNNN].json`` (``pipeline.marker_url``), a dataset's is its descriptor
+# ``dataset.json``. :func:`staged_output` guards a new output against a writer that fails part-way.
+def commit(marker: str, record: Mapping[str, Any]) -> None:
+    """Commit an output whose data objects are all written: write its marker ``record`` (JSON) last.
+
+    Keys keep the caller's order (a dataset descriptor reads top-down); the bytes depend only on
+    ``record``, so a deterministic record commits identical bytes on every rerun.
+    """
+    write_text(marker, json.dumps(dict(record), indent=2, default=_json_default) + "\n")
 
 
-def is_committed(output_url: str) -> bool:
-    """True once the output under ``output_url`` has been committed (its marker exists)."""
-    return exists(marker_url(output_url))
+def is_committed(marker: str) -> bool:
+    """True once the output whose marker is ``marker`` has been committed."""
+    return exists(marker)
 
 
-def commit(output_url: str, manifest: dict[str, Any] | None = None) -> None:
-    """Mark the output under ``output_url`` complete. Call only after every data object is written."""
-    write_json(marker_url(output_url), {"committed_at": time.time(), **(manifest or {})})
+def read_commit(marker: str) -> dict[str, Any]:
+    """The record a committed output's marker holds."""
+    return read_json(marker)
 
 
-def read_manifest(output_url: str) -> dict[str, Any]:
-    return read_json(marker_url(output_url))
+def uncommit(marker: str, *data: str) -> None:
+    """Withdraw an output: remove its marker first, then its data objects (missing ones are fine)."""
+    remove(marker)
+    for url in data:
+        remove(url)
 
 
-def uncommit(output_url: str) -> None:
-    """Remove the marker first, then the data: a reader never sees a committed partial output."""
-    remove(marker_url(output_url))
-    remove(output_url)
+@contextlib.contextmanager
+def staged_output(url: str) -> Iterator[None]:
+    """Guard a new output folder: if writing fails part-way, remove what this writer created.
+
+    Importers parse and validate their inputs before entering this block, so a failure here is rare
+    (storage errors); the guard keeps the promise that a failed command leaves nothing under ``--out``.
+    Content that was at ``url`` before is left alone.
+    """
+    existed = exists(url) and bool(list_keys(url))
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            remove(url)
+        raise
 
 
 def open_input(url: str, mode: str = "rb") -> io.IOBase:

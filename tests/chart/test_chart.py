@@ -20,8 +20,11 @@ from hera.workflows import models as argo_models
 
 from genosynth.runners import argo
 
+from . import pod_security
+
 CHART = Path(__file__).resolve().parents[2] / "charts" / "genosynth"
 TEMPLATES = CHART / "templates"
+WORKFLOWS = CHART.parents[1] / "workflows"
 HELM = shutil.which("helm") or shutil.which("helm", path=str(Path(sys.executable).parent))
 ARGO_SCHEMAS = CHART.parents[2] / "shared" / "schemas" / "argo-v4.1"
 #: Kubernetes release whose OpenAPI schemas the rendered core objects are checked against (kubectl v1.35
@@ -103,9 +106,16 @@ def test_unknown_keys_are_refused(path):
     ("cost.prices", {"nvidia-tesla-t4": "cheap"}),
     ("storage.bucketUrl", "genosynth-runs"),
     ("serviceAccount.gcpServiceAccount", "not-an-email"),
+    ("image.cpu.tag", "latest@sha256:" + "a" * 64),
+    ("image.cpu.tag", "0.1.0@sha256:abc"),
+    ("gpu.deviceKind", "NVIDIA T4"),
 ])
 def test_wrongly_typed_values_are_refused(path, value):
     assert _errors(_with(path, value)), f"{path}={value!r} was accepted"
+
+
+def test_a_tag_pinned_by_digest_is_accepted():
+    assert _errors(_with("image.gpu.tag", "0.1.0@sha256:" + "0123456789abcdef" * 4)) == []
 
 
 def test_values_carry_what_an_installation_sets():
@@ -114,7 +124,10 @@ def test_values_carry_what_an_installation_sets():
     assert values["metrics"]["grafanaDashboard"]["labels"] == {"grafana_dashboard": "1"}
     assert values["cost"]["budgetDollars"] == 1440
     assert values["cost"]["prices"]["nvidia-tesla-t4"] == 0.35
-    assert values["gpu"]["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+    assert values["gpu"]["deviceKind"] == argo.GPU_DEVICE_KIND
+    assert values["serviceAccount"]["inputGcpServiceAccount"].endswith(".iam.gserviceaccount.com")
+    # The input cohort is in its own bucket: only the input identity may read it.
+    assert not values["storage"]["datasetUrl"].startswith(values["storage"]["bucketUrl"] + "/")
 
 
 def test_chart_metadata():
@@ -303,12 +316,14 @@ def test_rendered_objects_pass_the_kubernetes_and_argo_schemas(helm, sets, tmp_p
 def test_helm_template_renders_every_object(helm):
     docs = _render(helm, *ALL_ON)
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == sorted(["WorkflowTemplate", "CronWorkflow", "ServiceAccount", "Role", "RoleBinding",
-                            "ConfigMap", "ConfigMap", "ConfigMap", "PrometheusRule", "ServiceMonitor",
-                            "NetworkPolicy"])
+    assert kinds == sorted(["WorkflowTemplate", "CronWorkflow", "ServiceAccount", "ServiceAccount",
+                            "ServiceAccount", "Secret", "Role", "RoleBinding", "ConfigMap", "ConfigMap",
+                            "ConfigMap", "PrometheusRule", "ServiceMonitor", "NetworkPolicy"])
     by_kind = {d["kind"]: d for d in docs}
-    annotations = by_kind["ServiceAccount"]["metadata"]["annotations"]
-    assert annotations["iam.gke.io/gcp-service-account"].endswith(".iam.gserviceaccount.com")
+    accounts = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceAccount"}
+    for name in (argo.SERVICE_ACCOUNT, argo.input_account()):
+        annotations = accounts[name]["metadata"]["annotations"]
+        assert annotations["iam.gke.io/gcp-service-account"].endswith(".iam.gserviceaccount.com")
     rule_groups = yaml.safe_load((CHART / "files" / "prometheus-rules.yaml").read_text())["groups"]
     assert by_kind["PrometheusRule"]["spec"]["groups"] == rule_groups
     dashboard = next(d for d in docs if d["metadata"]["name"] == "genosynth-cost-dashboard")
@@ -319,7 +334,8 @@ def test_helm_template_renders_every_object(helm):
 
 def test_helm_rendered_workflows_are_strict_argo_and_carry_the_values(helm):
     docs = _render(helm, "schedule.enabled=true", "image.gpu.tag=1.2.3", "gpu.deviceKind=nvidia-l4",
-                   "gpu.nodeSelector.cloud\\.google\\.com/gke-accelerator=nvidia-l4", "cost.budgetDollars=99")
+                   "cost.budgetDollars=99", "resources.train-cpu.requests.cpu=3500m",
+                   "resources.train-cpu.requests.memory=16Gi")
     template = next(d for d in docs if d["kind"] == "WorkflowTemplate")
     cron = next(d for d in docs if d["kind"] == "CronWorkflow")
     for doc in (template, cron):
@@ -329,14 +345,16 @@ def test_helm_rendered_workflows_are_strict_argo_and_carry_the_values(helm):
     assert params["image-gpu"] == "ghcr.io/genosynth/genosynth-gpu:1.2.3"
     assert json.loads(params["config"])["budget_dollars"] == 99
     assert params["run-url"].endswith("/runs/{{workflow.name}}")
-    train = next(t for t in template["spec"]["templates"] if t["name"] == "train")
-    assert train["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
-    env = {e["name"]: e["value"] for e in train["container"]["env"]}
-    spot_or_not = "{{=workflow.parameters.spot == 'true' ? 'nvidia-l4-spot' : 'nvidia-l4'}}"
-    assert env["GENOSYNTH_DEVICE_KIND"] == spot_or_not
-    gate = next(t for t in template["spec"]["templates"] if t["name"] == "budget-gate")
-    gate_env = {e["name"]: e["value"] for e in gate["container"]["env"]}
-    assert gate_env["GENOSYNTH_TRAIN_DEVICE"] == env["GENOSYNTH_DEVICE_KIND"]
+    # The GPU pool and the device kind it is billed as are one parameter, which the chart defaults.
+    assert params["gpu-kind"] == "nvidia-l4"
+    templates = {t["name"]: t for t in template["spec"]["templates"]}
+    assert templates["train"]["nodeSelector"] == {argo.GPU_NODE_LABEL: "{{workflow.parameters.gpu-kind}}"}
+    env = {e["name"]: e["value"] for e in templates["train"]["container"]["env"]}
+    gate_env = {e["name"]: e["value"] for e in templates["budget-gate"]["container"]["env"]}
+    assert gate_env[argo.GPU_KIND_ENV] == env["GENOSYNTH_DEVICE_KIND"] == env[argo.GPU_KIND_ENV]
+    assert "workflow.parameters['gpu-kind'] + '-spot'" in env["GENOSYNTH_DEVICE_KIND"]
+    cpu_train = templates["train-cpu"]["container"]["resources"]
+    assert cpu_train == {"requests": {"cpu": "3500m", "memory": "16Gi"}}
 
 
 @pytest.mark.parametrize(("setting", "where"), [("gpu.maxConcurrent=eight", "maxConcurrent"),
@@ -350,8 +368,17 @@ def test_helm_refuses_values_the_schema_refuses(helm, setting, where):
     assert _helm(helm, "template", "genosynth", str(CHART), "--set", "image.cpu.tag=0.1.1").returncode == 0
 
 
+def _policy(helm: str, *sets: str) -> dict[str, Any]:
+    return next(d for d in _render(helm, *sets) if d["kind"] == "NetworkPolicy")
+
+
+def _ip_rules(policy: dict[str, Any]) -> list[tuple[list[str], set[int]]]:
+    return [([t["ipBlock"]["cidr"] for t in r["to"]], {p["port"] for p in r["ports"]})
+            for r in policy["spec"]["egress"] if all("ipBlock" in t for t in r["to"])]
+
+
 def test_network_policy_is_on_by_default_and_opens_no_443_to_anywhere(helm):
-    policy = next(d for d in _render(helm) if d["kind"] == "NetworkPolicy")
+    policy = _policy(helm)
     assert policy["spec"]["ingress"] == []
     for rule in policy["spec"]["egress"]:
         assert rule.get("to"), f"egress to anywhere: {rule}"
@@ -360,3 +387,182 @@ def test_network_policy_is_on_by_default_and_opens_no_443_to_anywhere(helm):
             assert [t["ipBlock"]["cidr"] for t in rule["to"]] == ["199.36.153.4/30"]
     dns = next(r for r in policy["spec"]["egress"] if {p["port"] for p in r["ports"]} == {53})
     assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    # `helm template` has no cluster to look the API server up in: no API egress (fail closed), said so.
+    assert policy["metadata"]["annotations"]["genosynth.io/kubernetes-api"] == "none"
+    assert _ip_rules(policy) == [(["199.36.153.4/30"], {443}), (["169.254.169.254/32"], {80, 988})]
+
+
+def test_network_policy_opens_the_kubernetes_api_it_is_given(helm):
+    policy = _policy(helm, "networkPolicy.kubernetesApiCidr=172.16.0.2/32")
+    assert policy["metadata"]["annotations"]["genosynth.io/kubernetes-api"] == "value"
+    assert (["172.16.0.2/32"], {443}) in _ip_rules(policy)
+    kubeadm = _policy(helm, "networkPolicy.kubernetesApiCidr=10.0.0.5/32",
+                      "networkPolicy.kubernetesApiPort=6443")
+    assert (["10.0.0.5/32"], {6443}) in _ip_rules(kubeadm)
+    # Only the Google APIs range and the API endpoint are reachable over TLS ports; nothing is 0.0.0.0/0.
+    assert all("0.0.0.0/0" not in cidrs for cidrs, _ in _ip_rules(policy))
+
+
+def test_install_notes_say_whether_the_api_egress_is_open(helm):
+    def notes(*sets: str) -> str:
+        args = ["install", "genosynth", str(CHART), "--dry-run=client", "--namespace", "genosynth"]
+        for item in sets:
+            args += ["--set", item]
+        return _helm(helm, *args).stdout
+
+    assert "WARNING: the NetworkPolicy opens no egress to the Kubernetes API" in notes()
+    assert "Kubernetes API egress (value): 172.16.0.2/32 on port(s) [443]" in notes(
+        "networkPolicy.kubernetesApiCidr=172.16.0.2/32")
+
+
+def test_helm_refuses_an_input_cohort_inside_the_runs_bucket(helm):
+    result = _helm(helm, "template", "genosynth", str(CHART), "--set",
+                   "storage.datasetUrl=gs://genosynth-runs/datasets/cohort", check=False)
+    assert result.returncode != 0 and "keep the input cohort in its own bucket" in result.stderr
+
+
+# --- one source of truth: the chart deploys workflows/ --------------------------------------------------
+def _leaves(node: Any, path: str = "") -> dict[str, Any]:
+    """Every leaf of ``node`` by path; list items with a ``name`` go by it: ``templates[prep]``."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, child in node.items():
+            out.update(_leaves(child, f"{path}.{key}" if path else key))
+        return out or {path: {}}
+    if isinstance(node, list):
+        out = {}
+        for i, child in enumerate(node):
+            label = child["name"] if isinstance(child, dict) and "name" in child else i
+            out.update(_leaves(child, f"{path}[{label}]"))
+        return out or {path: []}
+    return {path: node}
+
+
+#: The fields of the WorkflowTemplate's spec the chart sets from values, and the values they come from.
+#: Everything else the chart deploys is workflows/ as rendered from the DAG.
+VALUES_DRIVEN = {
+    "arguments.parameters[dataset-url].value": "storage.datasetUrl",
+    "arguments.parameters[run-url].value": "storage.bucketUrl",
+    "arguments.parameters[config].value": "cost.budgetDollars, cost.prices, pipeline.config",
+    "arguments.parameters[image-cpu].value": "image.cpu",
+    "arguments.parameters[image-gpu].value": "image.gpu",
+    "arguments.parameters[gpu-kind].value": "gpu.deviceKind",
+    "arguments.parameters[spot].value": "gpu.spot",
+    "arguments.parameters[batch-group-size].value": "pipeline.batchGroupSize",
+    "arguments.parameters[pushgateway].value": "metrics.pushgatewayUrl",
+}
+#: Set only where the values name a template (``resources.<template>``); none by default.
+VALUES_DRIVEN_PATTERNS = (r"templates\[[a-z-]+\]\.container\.resources\..+",)
+
+
+def test_every_workflow_parameter_is_values_driven():
+    rendered = {p["name"] for p in argo.render_manifests()[0]["spec"]["arguments"]["parameters"]}
+    assert {f"arguments.parameters[{n}].value" for n in rendered} == set(VALUES_DRIVEN)
+    assert set(argo.INSTALLATION_PARAMETERS) == rendered
+
+
+def test_chart_deploys_the_committed_workflow_spec_field_by_field(helm):
+    committed = yaml.safe_load((WORKFLOWS / argo.FILE_NAMES["WorkflowTemplate"]).read_text())
+    deployed = next(d for d in _render(helm) if d["kind"] == "WorkflowTemplate")
+    ours, theirs = _leaves(committed["spec"]), _leaves(deployed["spec"])
+    assert set(ours) == set(theirs), f"fields only in one: {sorted(set(ours) ^ set(theirs))}"
+    differing = {path for path in ours if ours[path] != theirs[path]}
+    assert differing <= set(VALUES_DRIVEN), f"not values-driven: {sorted(differing - set(VALUES_DRIVEN))}"
+    # And the values-driven ones hold what the values say.
+    values = _values()
+    params = {p["name"]: p["value"] for p in deployed["spec"]["arguments"]["parameters"]}
+    assert params["gpu-kind"] == values["gpu"]["deviceKind"]
+    assert params["image-cpu"] == f"{values['image']['cpu']['repository']}:{values['image']['cpu']['tag']}"
+    assert params["dataset-url"] == values["storage"]["datasetUrl"]
+    assert json.loads(params["config"])["prices"] == values["cost"]["prices"]
+    assert deployed["metadata"]["name"] == committed["metadata"]["name"]
+    # A per-step resource override is the only other field values reach, and only where given.
+    overridden = _leaves(next(d for d in _render(helm, "resources.prep.requests.cpu=3")
+                              if d["kind"] == "WorkflowTemplate")["spec"])
+    changed = {p for p in set(overridden) | set(theirs) if overridden.get(p) != theirs.get(p)}
+    assert changed and all(re.fullmatch(VALUES_DRIVEN_PATTERNS[0], p) for p in changed), changed
+
+
+def test_chart_deploys_the_committed_cron_workflow_with_its_schedule(helm):
+    committed = yaml.safe_load((WORKFLOWS / argo.FILE_NAMES["CronWorkflow"]).read_text())
+    values_driven = {"schedules[0]": "schedule.cron", "timezone": "schedule.timezone",
+                     "workflowSpec.arguments.parameters[run-url].value": "storage.bucketUrl",
+                     "workflowSpec.arguments.parameters[dataset-url].value": "storage.datasetUrl"}
+
+    def differing(*sets: str) -> set[str]:
+        docs = _render(helm, "schedule.enabled=true", *sets)
+        deployed = next(d for d in docs if d["kind"] == "CronWorkflow")
+        ours, theirs = _leaves(committed["spec"]), _leaves(deployed["spec"])
+        assert set(ours) == set(theirs)
+        return {p for p in ours if ours[p] != theirs[p]}
+
+    assert differing() == set()
+    changed = differing("schedule.cron=0 4 * * *", "storage.bucketUrl=gs://other-runs",
+                        "storage.datasetUrl=gs://other-cohorts/c", "schedule.timezone=Europe/Paris")
+    assert changed == set(values_driven)
+
+
+# --- identities and Pod Security -------------------------------------------------------------------------
+def _executor_config() -> dict[str, Any]:
+    return yaml.safe_load((CHART / "files" / "argo-executor.yaml").read_text())
+
+
+@pytest.mark.parametrize("sets", [(), ALL_ON], ids=["defaults", "all-on"])
+def test_every_rendered_pod_satisfies_pod_security_restricted(helm, sets):
+    docs = _render(helm, *sets)
+    template = next(d for d in docs if d["kind"] == "WorkflowTemplate")
+    spec = template["spec"]
+    containers = [t for t in spec["templates"] if "container" in t]
+    assert {t["name"] for t in containers} >= {"configure", "prep", "train", "train-cpu", "finalize"}
+    for t in containers:
+        pod = pod_security.argo_pod(spec, t, _executor_config())
+        assert pod_security.violations(pod) == [], t["name"]
+    # The check is real: each rule a step container could break is caught.
+    train = next(t for t in containers if t["name"] == "train")
+    for field, bad in [("allowPrivilegeEscalation", True), ("capabilities", {"add": ["SYS_ADMIN"]}),
+                       ("runAsUser", 0), ("seccompProfile", {"type": "Unconfined"})]:
+        broken = copy.deepcopy(train)
+        broken["container"]["securityContext"][field] = bad
+        assert pod_security.violations(pod_security.argo_pod(spec, broken, _executor_config())), field
+    loose_executor = {"securityContext": {"runAsNonRoot": True}}
+    assert any(v.startswith("wait:") for v in
+               pod_security.violations(pod_security.argo_pod(spec, train, loose_executor)))
+    host = copy.deepcopy(spec)
+    host["volumes"].append({"name": "docker", "hostPath": {"path": "/var/run/docker.sock"}})
+    assert pod_security.violations(pod_security.argo_pod(host, train, _executor_config()))
+
+
+def test_documented_namespace_enforces_restricted():
+    import kubernetes_validate
+
+    namespace = yaml.safe_load((CHART / "files" / "namespace.yaml").read_text())
+    kubernetes_validate.validate(namespace, KUBERNETES_VERSION, strict=True)
+    labels = namespace["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+        version = labels[f"pod-security.kubernetes.io/{mode}-version"]
+        assert version == "v" + KUBERNETES_VERSION.rsplit(".", 1)[0]
+
+
+def test_step_containers_get_no_kubernetes_token_and_only_the_executor_is_bound(helm):
+    docs = _render(helm, *ALL_ON)
+    spec = next(d for d in docs if d["kind"] == "WorkflowTemplate")["spec"]
+    accounts = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceAccount"}
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["executor"] == {"serviceAccountName": argo.executor_account()}
+    named = {spec["serviceAccountName"], spec["executor"]["serviceAccountName"]} | {
+        t["serviceAccountName"] for t in spec["templates"] if "serviceAccountName" in t}
+    assert named == set(accounts) == {"genosynth", "genosynth-input", "genosynth-executor"}
+    assert all(a["automountServiceAccountToken"] is False for a in accounts.values())
+    # Only the steps that read the input cohort run as its reader.
+    readers = {t["name"] for t in spec["templates"] if t.get("serviceAccountName") == argo.input_account()}
+    assert readers == {"configure", "prep"}
+    # The executor account has no Google identity; the RoleBinding binds it and nothing else.
+    assert "annotations" not in accounts[argo.executor_account()]["metadata"]
+    binding = next(d for d in docs if d["kind"] == "RoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": argo.executor_account(),
+                                    "namespace": "genosynth"}]
+    token = next(d for d in docs if d["kind"] == "Secret")
+    assert token["type"] == "kubernetes.io/service-account-token"
+    assert token["metadata"]["name"] == f"{argo.executor_account()}.service-account-token"
+    assert token["metadata"]["annotations"] == {"kubernetes.io/service-account.name": argo.executor_account()}

@@ -88,3 +88,35 @@ def test_cpu_image_builds_and_runs_as_non_root_on_a_read_only_root():
     user = subprocess.run(["docker", "run", "--rm", "--entrypoint", "id", "genosynth-cpu:test", "-u"],
                           capture_output=True, text=True, check=True)
     assert user.stdout.strip() == "10001"
+
+
+@pytest.mark.parametrize("kind", sorted(DOCKERFILES))
+def test_python_dependencies_come_from_the_hashed_lock(kind):
+    instructions = _instructions(DOCKERFILES[kind])
+    installs = [a for w, a in instructions if w == "RUN" and "pip install" in a]
+    lock = f"images/{kind}/requirements.lock"
+    assert any(w == "COPY" and a.split()[0] == lock for w, a in instructions)
+    assert any("--require-hashes" in a and "-r requirements.lock" in a for a in installs)
+    for command in installs:
+        # Nothing else resolves from an index: genosynth and the lock go in without dependencies; torch
+        # alone comes from PyTorch's index, pinned to an exact version.
+        assert "--no-deps" in command or "torch==${TORCH_VERSION}" in command, command
+        if "torch==" in command:
+            assert "download.pytorch.org" in command
+    text = (REPO / lock).read_text()
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", text, flags=re.M)
+    assert len(pins) > 40 and not any(name.lower() in ("torch", "genosynth") for name, _ in pins)
+    for block in re.split(r"\n(?=[A-Za-z0-9_.-]+==)", text):
+        if re.match(r"[A-Za-z0-9_.-]+==", block):
+            assert "--hash=sha256:" in block, block.splitlines()[0]
+    assert {"numpy", "scipy", "hera", "pydantic", "gcsfs", "sympy"} <= {name.lower() for name, _ in pins}
+
+
+@pytest.mark.parametrize("kind", sorted(DOCKERFILES))
+def test_apt_packages_are_pinned(kind):
+    for word, command in _instructions(DOCKERFILES[kind]):
+        if word == "RUN" and "apt-get install" in command:
+            packages = command.split("apt-get install", 1)[1].split("&&")[0].split()
+            names = [p.strip('"') for p in packages if not p.startswith("-") and "SNAPSHOT" not in p]
+            snapshot = "--snapshot" in command and "apt-get update --snapshot" in command
+            assert names and (snapshot or all("=" in n for n in names)), command

@@ -78,13 +78,6 @@ def test_a_shifted_peak_is_the_same_locus_but_another_chromosome_is_not():
     assert row["locus_precision"] == 0.5  # and one of two synthetic loci is false
 
 
-def test_lambda_gc_is_one_under_the_null_and_grows_with_inflation():
-    rng = np.random.default_rng(1)
-    p = rng.uniform(size=40_000)
-    assert association.lambda_gc(p) == pytest.approx(1.0, abs=0.04)
-    assert association.lambda_gc(p**1.5) > 1.3
-
-
 def test_beta_slope_measures_effect_shrinkage_over_real_hits():
     real = _table("t", [1e-10, 1e-10, 0.5], beta=[0.4, -0.2, 5.0])
     synth = _table("t", [1e-10, 1e-10, 0.5], beta=[0.2, -0.1, -5.0])

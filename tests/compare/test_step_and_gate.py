@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from compare_cohorts import N_TRAIN, build_run
 
-from genosynth import run_layout, storage
+from genosynth import compare_records, run_layout, storage
 from genosynth.compare import gate, step
 from genosynth.errors import InputError
 from genosynth.formats.dataset import Dataset, write_dataset
@@ -22,7 +22,7 @@ def _metrics(run_url: str) -> dict:
 def _released(run_url: str) -> bool:
     """The release decision, from its own object; assemble's synthetic/dataset.json is never rewritten."""
     descriptor = storage.read_bytes(run_layout.url(run_url, run_layout.SYNTHETIC, "dataset.json"))
-    released = gate.read_release(run_url)
+    released = compare_records.is_released(run_url)
     assert storage.read_bytes(run_layout.url(run_url, run_layout.SYNTHETIC, "dataset.json")) == descriptor
     assert "released" not in storage.read_json(run_layout.url(run_url, run_layout.SYNTHETIC, "dataset.json"))
     return bool(released)
@@ -44,7 +44,7 @@ def test_a_copy_of_the_training_cohort_scores_perfect_fidelity_and_no_privacy(co
 
 
 def test_the_gate_blocks_a_copy_of_the_training_cohort(copy_run):
-    verdict = gate.read_gate(copy_run)
+    verdict = compare_records.read_gate(copy_run)
     assert not verdict.passed
     assert any(f.startswith(f"identical genomes: {N_TRAIN}") for f in verdict.failures)
     assert not _released(copy_run)
@@ -56,7 +56,7 @@ def test_fresh_genomes_of_the_same_population_pass_the_gate_and_are_released(fre
     assert privacy["aats"] == pytest.approx(0.5, abs=0.08)
     assert privacy["membership_auc"] == pytest.approx(0.5, abs=0.08)
     assert abs(privacy["privacy_loss"]) < 0.1
-    verdict = gate.read_gate(fresh_run)
+    verdict = compare_records.read_gate(fresh_run)
     assert verdict.passed, verdict.failures
     assert _released(fresh_run)
 
@@ -84,7 +84,7 @@ def test_a_lightly_perturbed_copy_is_still_blocked(tmp_path, copy_run):
     write_dataset(run_layout.url(run_url, run_layout.SYNTHETIC), train.samples, train.variants, dosages,
                   traits=train.traits, covariates=train.covariates, column_kinds=train.column_kinds)
     step.run(run_url)
-    verdict = gate.read_gate(run_url)
+    verdict = compare_records.read_gate(run_url)
     privacy = _metrics(run_url)["privacy"]
     assert privacy["identical_genomes"] == 0
     assert not verdict.passed
@@ -100,10 +100,10 @@ def test_thresholds_come_from_the_run_config(tmp_path, copy_run):
     config.save(run_url)
     verdict = gate.apply(run_url)
     assert verdict.passed and verdict.checks == []
-    assert gate.read_gate(run_url).passed and _released(run_url)
+    assert compare_records.read_gate(run_url).passed and _released(run_url)
     config.privacy = {"max_membership_auc": 0.99, "min_aats": None}
     config.save(run_url)
-    failed = {c["metric"] for c in gate.apply(run_url).checks if not c["passed"]}
+    failed = {c.metric for c in gate.apply(run_url).checks if not c.passed}
     assert "membership_auc_beyond_noise" in failed and "aats" not in failed
     assert not _released(run_url)
 
@@ -125,7 +125,7 @@ def test_an_unmeasurable_metric_fails_its_check():
 
 def test_read_gate_before_compare_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="compare step has not run"):
-        gate.read_gate(str(tmp_path))
+        compare_records.read_gate(str(tmp_path))
 
 
 def test_rerunning_compare_writes_identical_bytes(fresh_run):

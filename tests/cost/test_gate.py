@@ -26,8 +26,9 @@ def test_first_estimate_uses_calibrated_defaults_and_the_dag_resources(run_url):
     assert (train.remaining_batches, train.seconds_source) == (4, "default")
     rate = gate.DEFAULT_SECONDS_PER_SNP_SAMPLE["mosaic"]["train"]
     assert train.seconds_per_batch == pytest.approx(rate * 2000 * gate.FALLBACK_TRAIN_SAMPLES)
-    assert (train.device_kind, train.device_count, train.price_per_hour) == ("nvidia-tesla-t4", 1, T4)
-    assert train.dollars == pytest.approx(4 * train.seconds_per_batch / 3600 * T4)
+    # The mosaic family trains on the CPU pool: two cores at the CPU rate, no GPU.
+    assert (train.device_kind, train.device_count, train.price_per_hour) == ("cpu", 2, CPU)
+    assert train.dollars == pytest.approx(4 * train.seconds_per_batch / 3600 * 2 * CPU)
     assert (generate.device_kind, generate.price_per_hour) == ("cpu", CPU)
     assert decision.estimate == pytest.approx(train.dollars + generate.dollars)
     assert decision.spent == 0.0
@@ -75,6 +76,35 @@ def test_resumed_run_estimates_from_its_own_ledger(tmp_path):
     assert (train.remaining_batches, train.seconds_source) == (3, "ledger")
     assert train.seconds_per_batch == 3600.0
     assert train.dollars == pytest.approx(3 * prices.DEFAULT_PRICES["nvidia-tesla-t4-spot"])
+
+
+@pytest.mark.parametrize(("model", "gpu_kind", "kind", "count"), [
+    ("mosaic", None, "cpu", 2),
+    ("mosaic", "nvidia-tesla-t4-spot", "cpu", 2),  # the GPU pool's kind does not touch CPU training
+    ("autoregressive", None, "nvidia-tesla-t4", 1),
+    ("autoregressive", "nvidia-tesla-t4-spot", "nvidia-tesla-t4-spot", 1),
+    ("autoregressive", "nvidia-l4", "nvidia-l4", 1),
+])
+def test_each_step_is_priced_at_the_device_it_gets(tmp_path, monkeypatch, model, gpu_kind, kind, count):
+    if gpu_kind:
+        monkeypatch.setenv(gate.GPU_KIND_ENV, gpu_kind)
+    run_url = make_run(str(tmp_path / "run"), n_batches=3, model=model)
+    by_step = {s.step: s for s in gate.estimate(run_url).steps}
+    train = by_step["train"]
+    assert (train.device_kind, train.device_count) == (kind, count)
+    rate = prices.price_per_hour(kind)
+    expected = 3 * count * train.seconds_per_batch / 3600 * rate
+    assert train.price_per_hour == rate and train.dollars == pytest.approx(expected)
+    assert (by_step["generate"].device_kind, by_step["generate"].price_per_hour) == ("cpu", CPU)
+
+
+def test_mosaic_training_costs_its_cpu_hours_not_t4_hours(tmp_path):
+    """Same seconds, CPU price: 2 cores x $0.0475/h instead of 1 T4 x $0.35/h, 3.7 times cheaper."""
+    train = next(s for s in gate.estimate(make_run(str(tmp_path / "run"), n_batches=10)).steps
+                 if s.step == "train")
+    as_t4 = 10 * train.seconds_per_batch / 3600 * T4
+    assert train.dollars == pytest.approx(as_t4 * 2 * CPU / T4)
+    assert as_t4 / train.dollars == pytest.approx(T4 / (2 * CPU))
 
 
 def test_environment_names_the_training_device(run_url, monkeypatch):

@@ -1,9 +1,12 @@
-"""Linear association scan against a per-SNP least-squares fit."""
+"""Linear association scan against a per-SNP least-squares fit; lambda_GC on known distributions."""
+
+import math
 
 import numpy as np
+import pytest
 from scipy import stats
 
-from genosynth.genetics.scan import linear_scan
+from genosynth.genetics.scan import CHI2_MEDIAN_1DF, lambda_gc, linear_scan
 
 
 def test_linear_scan_matches_one_least_squares_fit_per_snp():
@@ -28,3 +31,18 @@ def test_a_snp_with_no_variation_gets_p_one():
     x = np.column_stack([np.ones(n), np.arange(n) % 3])
     _, p = linear_scan(x, np.random.default_rng(1).normal(size=n), np.ones((n, 1)))
     assert p[0] == 1.0 and p[1] < 1.0
+
+
+def test_lambda_gc_is_one_under_the_null_and_grows_with_inflation():
+    p = np.random.default_rng(0).uniform(size=20000)
+    assert lambda_gc(p) == pytest.approx(1.0, abs=0.04)
+    assert lambda_gc(p**1.5) > 1.3
+
+
+def test_lambda_gc_by_hand():
+    # chi2 statistics 1, 4 and 9 (p of |z| = 1, 2, 3): median 4 / 0.4549
+    p = 2 * stats.norm.sf([1.0, 2.0, 3.0, np.nan])
+    assert pytest.approx(0.454936, abs=1e-6) == CHI2_MEDIAN_1DF
+    assert lambda_gc(p) == pytest.approx(4.0 / CHI2_MEDIAN_1DF, rel=1e-10)
+    assert lambda_gc(np.array([0.0])) > 1000  # p = 0 counts as the smallest double, not infinity
+    assert math.isnan(lambda_gc(np.array([np.nan])))

@@ -11,9 +11,9 @@ import pytest
 from gwas_testlib import log_value, max_log10_difference
 
 from genosynth.formats.dataset import Dataset
+from genosynth.genetics.kinship import centred_kinship
 from genosynth.gwas import run_gwas
 from genosynth.gwas.filters import FilterSettings, snp_filters
-from genosynth.gwas.kinship import centered_kinship
 
 COVARIATES = ["trait4", "trait6"]
 
@@ -70,12 +70,12 @@ def test_kinship_matches_gemma_gk(hs_subset, gemma):
     dosages = ds.dosages()
     observed = ~np.isnan(ds.samples["trait1"].to_numpy(dtype=float))
     stats = snp_filters(dosages[observed], np.ones((observed.sum(), 1)), FilterSettings())
-    ours = centered_kinship(dosages[:, stats.passed])
+    ours = centred_kinship(dosages[:, stats.passed])
     np.testing.assert_allclose(ours, gemma.kinship(1), rtol=0, atol=2e-9)  # GEMMA writes 10 digits
 
 
 def test_loco_kinship_is_the_full_kinship_minus_one_chromosome(hs_subset, gemma):
-    from genosynth.gwas.kinship import kinship_sum, loco_kinship
+    from genosynth.genetics.kinship import kinship_sum, loco_kinship
 
     ds = Dataset.open(hs_subset.dataset_url)
     dosages = ds.dosages()

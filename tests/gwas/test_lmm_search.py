@@ -16,9 +16,10 @@ import torch
 from scipy import optimize
 
 from genosynth.formats.dataset import Dataset
+from genosynth.genetics.dosages import mean_impute
+from genosynth.genetics.kinship import centred_kinship, double_centre
 from genosynth.gwas import lmm
-from genosynth.gwas.filters import FilterSettings, mean_impute, snp_filters
-from genosynth.gwas.kinship import centered_kinship, double_centre
+from genosynth.gwas.filters import FilterSettings, snp_filters
 from genosynth.gwas.lmm import LmmPattern
 
 N_MICE = 200
@@ -32,9 +33,9 @@ def small_problem(hs_subset):
     rows = np.flatnonzero(~np.isnan(y).any(axis=1))[:N_MICE]
     dosages = ds.dosages()[rows]
     stats = snp_filters(dosages, np.ones((len(rows), 1)), FilterSettings())
-    kinship = double_centre(centered_kinship(dosages[:, stats.passed]))
+    kinship = double_centre(centred_kinship(dosages[:, stats.passed]))
     tested = np.flatnonzero(stats.passed)[:: max(1, int(stats.passed.sum()) // N_SNPS)][:N_SNPS]
-    snps = mean_impute(dosages[:, tested], stats.af[tested])
+    snps = mean_impute(dosages[:, tested], 2.0 * stats.af[tested])
     return kinship, np.ones((len(rows), 1)), y[rows], snps
 
 

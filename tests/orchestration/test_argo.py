@@ -113,9 +113,13 @@ def test_dag_mirrors_the_pipeline_and_fans_out_over_batch_groups(manifests):
     spec = manifests["WorkflowTemplate"]["spec"]
     templates = _templates(manifests["WorkflowTemplate"])
     tasks = {t["name"]: t for t in templates[spec["entrypoint"]]["dag"]["tasks"]}
-    assert set(tasks) == {"configure"} | {s.name for s in pipeline.dag_steps()}
+    # A step whose GPU depends on the model family has a CPU twin task: train and train-cpu.
+    twins = {s.name: [s.name, f"{s.name}-cpu"] if s.resources.model_dependent else [s.name]
+             for s in pipeline.STEPS}
+    assert twins["train"] == ["train", "train-cpu"]
+    assert set(tasks) == {"configure"} | {t for s in pipeline.dag_steps() for t in twins[s.name]}
     for step in pipeline.dag_steps():
-        expected = " && ".join(step.after) or "configure"
+        expected = " && ".join(t for name in step.after for t in twins[name]) or "configure"
         assert tasks[step.name]["depends"] == expected
         args = templates[step.name]["container"]["args"]
         assert args[:4] == ["step", step.name, "--run", "{{workflow.parameters.run-url}}"]
@@ -131,7 +135,12 @@ def test_training_template_asks_for_one_t4_behind_the_gpu_semaphore(manifests):
     train = _templates(manifests["WorkflowTemplate"])["train"]
     resources = train["container"]["resources"]
     assert resources["requests"]["nvidia.com/gpu"] == "1" == resources["limits"]["nvidia.com/gpu"]
-    assert train["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+    # The GPU pool is the `gpu-kind` parameter (GKE's accelerator label value), T4 by default.
+    assert train["nodeSelector"] == {"cloud.google.com/gke-accelerator": "{{workflow.parameters.gpu-kind}}"}
+    arguments = manifests["WorkflowTemplate"]["spec"]["arguments"]["parameters"]
+    parameters = {p["name"]: p["value"] for p in arguments}
+    assert parameters["gpu-kind"] == "nvidia-tesla-t4" and parameters["spot"] == "false"
+    assert train["container"]["image"] == "{{workflow.parameters.image-gpu}}"
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in train["tolerations"]
     assert train["synchronization"]["semaphores"] == [
         {"configMapKeyRef": {"name": "genosynth-gpu-semaphore", "key": "gpus"}}
@@ -140,7 +149,10 @@ def test_training_template_asks_for_one_t4_behind_the_gpu_semaphore(manifests):
     retry = train["retryStrategy"]
     assert retry["retryPolicy"] == "Always" and int(retry["limit"]) >= 3 and retry["backoff"]["duration"]
     env = {e["name"]: e["value"] for e in train["container"]["env"]}
-    assert env["GENOSYNTH_DEVICE_KIND"] == "nvidia-tesla-t4"
+    assert env["GENOSYNTH_DEVICE_KIND"] == (
+        "{{=workflow.parameters.spot == 'true' ? workflow.parameters['gpu-kind'] + '-spot' : "
+        "workflow.parameters['gpu-kind']}}"
+    )
     names = [m["name"] for m in train["metrics"]["prometheus"]]
     assert names == ["genosynth_argo_template_duration_seconds", "genosynth_argo_gpu_seconds"]
     # CPU steps take no GPU and no GPU semaphore slot.
@@ -189,7 +201,7 @@ def test_step_command_writes_batch_groups_for_withparam(tmp_path):
     BatchPlan.build({"batch": b, "chr": "1", "start": b, "stop": b + 1, "context_start": b,
                      "context_stop": b + 1, "run_start": 0, "positioned": True}
                     for b in range(70)).write(run_url)
-    storage.write_json(pipeline.marker_url(run_url, "prep"), {"step": "prep"})  # prep already committed
+    storage.commit(pipeline.marker_url(run_url, "prep"), {"step": "prep"})  # prep already committed
     out = tmp_path / "outputs" / "groups.json"
     result = subprocess.run(
         [
@@ -232,4 +244,58 @@ def test_manifests_name_only_container_paths(manifests):
             yield value
 
     paths = {s for m in manifests.values() for s in strings(m) if s.startswith("/")}
-    assert paths == {"/tmp", "/genosynth-outputs", "/genosynth-outputs/batch-groups.json"}
+    assert paths == {"/tmp", "/genosynth-outputs", "/genosynth-outputs/batch-groups.json",
+                     "/genosynth-outputs/pools", "/genosynth-outputs/pools/train"}
+
+
+def test_mosaic_trains_on_the_cpu_pool_and_autoregressive_on_a_gpu(manifests):
+    """Rendered output: train-cpu requests no GPU, takes no semaphore slot, runs the CPU image on the CPU
+    pool and is billed as CPU cores; prep's train-pool output (from the run's model) picks the task."""
+    templates = _templates(manifests["WorkflowTemplate"])
+    cpu_train = templates["train-cpu"]
+    assert cpu_train["container"]["args"][:2] == ["step", "train"]
+    assert all("nvidia.com/gpu" not in cpu_train["container"]["resources"][k] for k in ("requests", "limits"))
+    assert not {"nodeSelector", "tolerations", "synchronization", "podSpecPatch"} & set(cpu_train)
+    assert cpu_train["container"]["image"] == "{{workflow.parameters.image-cpu}}"
+    env = {e["name"]: e["value"] for e in cpu_train["container"]["env"]}
+    assert (env["GENOSYNTH_DEVICE_KIND"], env["GENOSYNTH_DEVICE_COUNT"]) == ("cpu", "2")
+    tasks = {t["name"]: t for t in templates["pipeline"]["dag"]["tasks"]}
+    assert tasks["train"]["when"] == "{{tasks.prep.outputs.parameters.train-pool}} == gpu"
+    assert tasks["train-cpu"]["when"] == "{{tasks.prep.outputs.parameters.train-pool}} == cpu"
+    outputs = {p["name"]: p["valueFrom"]["path"] for p in templates["prep"]["outputs"]["parameters"]}
+    assert outputs["train-pool"] == "/genosynth-outputs/pools/train"
+    assert templates["prep"]["container"]["args"][-2:] == ["--device-pools-out", "/genosynth-outputs/pools"]
+    assert argo.device_pools("mosaic") == {"train": "cpu"}
+    assert argo.device_pools("autoregressive") == {"train": "gpu"}
+
+
+@pytest.mark.parametrize(("model", "pool"), [("mosaic", "cpu"), ("autoregressive", "gpu")])
+def test_prep_command_writes_the_pool_the_run_trains_on(tmp_path, model, pool):
+    """What prep's Argo task runs writes the file its `train-pool` output reads."""
+    from genosynth import storage
+    from genosynth.run_config import RunConfig
+    from genosynth.run_state import BatchPlan
+
+    run_url = str(tmp_path / "run")
+    RunConfig(dataset_url="unused://dataset", model=model).save(run_url)
+    BatchPlan.build({"batch": b, "chr": "1", "start": b, "stop": b + 1, "context_start": b,
+                     "context_stop": b + 1, "run_start": 0, "positioned": True}
+                    for b in range(3)).write(run_url)
+    storage.write_json(pipeline.marker_url(run_url, "prep"), {"step": "prep"})
+    out = tmp_path / "outputs"
+    result = subprocess.run(
+        [sys.executable, "-m", "genosynth", "step", "prep", "--run", run_url, "--batch-groups-out",
+         str(out / "groups.json"), "--device-pools-out", str(out / "pools")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (out / "pools" / "train").read_text() == pool
+
+
+def test_step_pods_carry_no_kubernetes_token(manifests):
+    spec = manifests["WorkflowTemplate"]["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["executor"] == {"serviceAccountName": "genosynth-executor"}
+    readers = {t["name"] for t in spec["templates"] if t.get("serviceAccountName") == "genosynth-input"}
+    declared = {s.name for s in pipeline.STEPS if s.reads_input}
+    assert readers == {"configure"} | declared == {"configure", "prep"}

@@ -21,11 +21,14 @@ def test_storage_round_trip_on_the_emulator(gcs_env):
     storage.write_bytes(storage.join(base, "train/batch-00000/model.bin"), b"\x00\x01")
     assert storage.read_json(storage.join(base, "prep/batches.json"))["batches"][1]["start"] == 5
     assert storage.list_keys(base) == ["prep", "train"]
-    assert not storage.is_committed(storage.join(base, "train/batch-00000"))
-    storage.commit(storage.join(base, "train/batch-00000"), {"files": 1})
-    assert storage.is_committed(storage.join(base, "train/batch-00000"))
+    marker = pipeline.marker_url(base, "train", 0)
+    assert not storage.is_committed(marker) and not pipeline.is_committed(base, "train", 0)
+    storage.commit(marker, {"step": "train", "batch": 0})
+    assert pipeline.is_committed(base, "train", 0)
+    assert storage.read_commit(marker) == {"step": "train", "batch": 0}
     assert pipeline.read_batches(base) == [0, 1]
-    storage.uncommit(storage.join(base, "train/batch-00000"))
+    storage.uncommit(marker, storage.join(base, "train/batch-00000"))
+    assert not pipeline.is_committed(base, "train", 0)
     assert storage.list_keys(storage.join(base, "train")) == []
     with pytest.raises(FileNotFoundError):
         storage.read_bytes(storage.join(base, "missing.json"))

@@ -121,7 +121,7 @@ def run(
 
 
 def _check_privacy_gate(run_url: str, *, allow: bool) -> None:
-    from genosynth.compare.gate import read_gate
+    from genosynth.compare_records import read_gate
 
     gate = read_gate(run_url)
     if gate.passed:
@@ -149,6 +149,9 @@ def step(
         None, "--batch-groups-out", help="(prep) write the batch groups as a JSON list here."
     ),
     group_size: int = typer.Option(32, "--group-size", min=1, help="(prep) batches per group."),
+    device_pools_out: str | None = typer.Option(
+        None, "--device-pools-out", help="(prep) write DIR/<step>: gpu or cpu, where the run's model trains."
+    ),
 ) -> None:
     """Run one step of a run (what an Argo task runs); a committed step or batch is skipped."""
     from genosynth import pipeline
@@ -168,6 +171,10 @@ def step(
         path = Path(batch_groups_out)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(groups))
+    if device_pools_out:
+        from genosynth.runners.argo import write_device_pools
+
+        write_device_pools(run_url, device_pools_out)
 
 
 @workflows_app.command("render")

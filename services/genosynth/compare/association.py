@@ -13,14 +13,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from genosynth.genetics.scan import lambda_gc
 
 GENOME_WIDE_P = 1e-8
 SUGGESTIVE_P = 1e-5
 BONFERRONI_ALPHA = 0.05
 LOCUS_WINDOW_BP = 5_000_000
-# Median of the chi-square distribution with one degree of freedom: lambda_GC = median(chi2) / this.
-CHI2_MEDIAN_1DF = float(stats.chi2.ppf(0.5, 1))
 
 
 @dataclass(frozen=True)
@@ -57,16 +56,6 @@ def neglog10(p: np.ndarray) -> np.ndarray:
     """``-log10 p`` with p = 0 mapped to the smallest positive double (so it stays finite)."""
     p = np.asarray(p, dtype=np.float64)
     return -np.log10(np.clip(p, np.finfo(np.float64).tiny, 1.0))
-
-
-def lambda_gc(p: np.ndarray) -> float:
-    """Genomic control inflation: median of the 1-df chi-square statistics implied by ``p``, / 0.4549."""
-    p = np.asarray(p, dtype=np.float64)
-    p = p[np.isfinite(p)]
-    if p.size == 0:
-        return math.nan
-    chi2 = stats.chi2.isf(np.clip(p, np.finfo(np.float64).tiny, 1.0), 1)
-    return float(np.median(chi2) / CHI2_MEDIAN_1DF)
 
 
 def merge_loci(

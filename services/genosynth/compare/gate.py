@@ -1,25 +1,29 @@
 """The privacy gate: the synthetic cohort is released only when every privacy check passes.
 
 Thresholds come from ``RunConfig.privacy`` (keys of :data:`DEFAULT_THRESHOLDS`; ``null`` disables a
-check) over safe defaults. The compare step writes ``compare/gate.json``::
+check) over safe defaults. The compare step writes ``compare/gate.json`` (a
+:class:`~genosynth.compare_records.GateVerdict`)::
 
-    {"passed": bool, "failures": [str, ...],
+    {"schema_version": 1, "passed": bool, "failures": [str, ...],
      "checks": [{"name", "metric", "value", "op", "threshold", "passed"}, ...], "thresholds": {...}}
 
-and then its release decision in its own object ``compare/release.json`` (``{"released": bool, "dataset":
-"synthetic", "gate": "compare/gate.json"}``). Committed outputs are never rewritten: assemble's
-``synthetic/dataset.json`` stays as assemble wrote it, and every reader of the release decision (the
-report, ``genosynth status``, ``genosynth run``'s exit status) consults :func:`read_release`.
-``genosynth run`` reads the verdict with :func:`read_gate` and exits 3 on failure unless overridden.
+and then its release decision in its own object ``compare/release.json`` (a
+:class:`~genosynth.compare_records.Release`: ``{"schema_version": 1, "released": bool, "dataset":
+"synthetic", "gate": "compare/gate.json", "failures": [...]}``). Committed outputs are never
+rewritten: assemble's ``synthetic/dataset.json`` stays as assemble wrote it, and every reader of the
+release decision (the report, ``genosynth status``, ``genosynth run``'s exit status) consults
+``compare_records.read_release``. ``genosynth run`` reads the verdict with ``compare_records.read_gate``
+and exits 3 on failure unless overridden.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-from genosynth import run_layout, storage
+from genosynth import compare_records, run_layout
+from genosynth.compare_records import GateCheck, GateVerdict, Privacy, Release
 from genosynth.errors import InputError
 
 GATE = run_layout.COMPARE_GATE
@@ -73,15 +77,6 @@ _CHECKS: dict[str, tuple[str, str, str]] = {
 }
 
 
-@dataclass
-class GateResult:
-    """The gate verdict; ``failures`` holds one readable line per failed check."""
-
-    passed: bool
-    failures: list[str] = field(default_factory=list)
-    checks: list[dict[str, Any]] = field(default_factory=list)
-
-
 def thresholds_from_config(
     privacy: dict[str, Any] | None, *, source: str = "config.json"
 ) -> dict[str, float | None]:
@@ -105,35 +100,33 @@ def _holds(value: float, op: str, threshold: float) -> bool:
     return {"<=": value <= threshold, "<": value < threshold, ">=": value >= threshold}[op]
 
 
-def evaluate(privacy_metrics: dict[str, Any], thresholds: dict[str, float | None]) -> GateResult:
-    """Check every enabled threshold against the privacy metrics."""
+def evaluate(privacy: Privacy | Mapping[str, Any], thresholds: Mapping[str, float | None]) -> GateVerdict:
+    """Check every enabled threshold against the privacy metrics (a record, or a mapping of its keys)."""
+    value_of = privacy.value if isinstance(privacy, Privacy) else lambda metric: _number(privacy.get(metric))
     checks, failures = [], []
     for key, (name, metric, op) in _CHECKS.items():
         threshold = thresholds.get(key)
         if threshold is None:
             continue
-        raw = privacy_metrics.get(metric)
-        value = float(raw) if isinstance(raw, int | float) else math.nan
+        value = value_of(metric)
         passed = _holds(value, op, float(threshold))
-        checks.append({"name": name, "metric": metric, "value": value, "op": op,
-                       "threshold": threshold, "passed": passed})
+        checks.append(GateCheck(name=name, metric=metric, value=value, op=op, threshold=threshold,
+                                passed=passed))
         if not passed:
             failures.append(f"{name}: {value:.4g} (required {op} {threshold:g})")
-    return GateResult(passed=not failures, failures=failures, checks=checks)
+    return GateVerdict(passed=not failures, failures=failures, checks=checks, thresholds=dict(thresholds))
 
 
-def gate_document(result: GateResult, thresholds: dict[str, float | None]) -> dict[str, Any]:
-    return {"passed": result.passed, "failures": result.failures, "checks": result.checks,
-            "thresholds": thresholds}
+def _number(raw: Any) -> float:
+    return float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else math.nan
 
 
-def release_document(result: GateResult) -> dict[str, Any]:
+def release_of(verdict: GateVerdict) -> Release:
     """The release decision of the synthetic cohort: released only when the privacy gate passed."""
-    return {"released": result.passed, "dataset": run_layout.SYNTHETIC, "gate": GATE,
-            "failures": result.failures}
+    return Release(released=verdict.passed, failures=verdict.failures)
 
 
-def apply(run_url: str) -> GateResult:
+def apply(run_url: str) -> GateVerdict:
     """Judge the run's ``compare/metrics.json`` with the thresholds of its config; write ``compare/gate.json``
     and then ``compare/release.json``.
 
@@ -143,39 +136,7 @@ def apply(run_url: str) -> GateResult:
 
     config = RunConfig.load(run_url)
     thresholds = thresholds_from_config(config.privacy, source=run_layout.url(run_url, run_layout.CONFIG))
-    metrics_url = run_layout.url(run_url, run_layout.COMPARE_METRICS)
-    if not storage.exists(metrics_url):
-        raise InputError(metrics_url, "not found: the compare metrics have not been computed")
-    verdict = evaluate(storage.read_json(metrics_url)["privacy"], thresholds)
-    storage.write_json(run_layout.url(run_url, GATE), _finite(gate_document(verdict, thresholds)))
-    storage.write_json(run_layout.url(run_url, RELEASE), release_document(verdict))
+    verdict = evaluate(compare_records.read_metrics(run_url).privacy, thresholds)
+    compare_records.write_gate(run_url, verdict)
+    compare_records.write_release(run_url, release_of(verdict))
     return verdict
-
-
-def _finite(value: Any) -> Any:
-    """NaN / inf (an unmeasurable metric) become null so that the file stays strict JSON."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def read_gate(run_url: str) -> GateResult:
-    """The verdict the compare step wrote under ``run_url``; missing means compare has not run."""
-    url = run_layout.url(run_url, GATE)
-    if not storage.exists(url):
-        raise InputError(run_url, f"no {GATE}: the compare step has not run")
-    doc = storage.read_json(url)
-    return GateResult(passed=bool(doc["passed"]), failures=list(doc.get("failures", [])),
-                      checks=list(doc.get("checks", [])))
-
-
-def read_release(run_url: str) -> bool | None:
-    """Whether the run's synthetic cohort is released; ``None`` while compare has not decided."""
-    url = run_layout.url(run_url, RELEASE)
-    if not storage.exists(url):
-        return None
-    return bool(storage.read_json(url)["released"])

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genosynth.formats.dataset import Dataset
-
-MISSING = -1
+from genosynth.genetics.dosages import hard_calls
 
 
 @dataclass
@@ -42,14 +41,6 @@ class CohortGenotypes:
     def calls(self) -> np.ndarray:
         """Hard calls ``(n, k)`` int8 in {0, 1, 2}, ``-1`` missing."""
         return hard_calls(self.dosages)
-
-
-def hard_calls(dosages: np.ndarray) -> np.ndarray:
-    """Round dosages ``(n, k)`` to hard calls int8 in {0, 1, 2}; NaN becomes ``-1``."""
-    dosages = np.asarray(dosages, dtype=np.float32)
-    calls = np.clip(np.rint(np.nan_to_num(dosages, nan=0.0)), 0, 2).astype(np.int8)
-    calls[np.isnan(dosages)] = MISSING
-    return calls
 
 
 def even_subsample(n_total: int, n_max: int) -> np.ndarray:

@@ -4,12 +4,12 @@ Every measure rests on pairwise comparisons of genomes on hard calls:
 
 - *distance*: mean absolute genotype difference per jointly observed SNP (L1 / Hamming on {0, 1, 2},
   range 0-2; 0 means identical on every SNP both genomes have);
-- *KING-robust kinship* (Manichaikul et al. 2010, the estimator PLINK 2 reports):
-  ``(N_AaAa - 2 N_AA,aa) / (N_Aa(i) + N_Aa(j))`` over jointly observed SNPs; 0.5 for duplicates,
+- *KING-robust kinship* (Manichaikul et al. 2010, within-family form; PLINK 2 reports the between-family
+  form): ``(N_AaAa - 2 N_AA,aa) / (N_Aa(i) + N_Aa(j))`` over jointly observed SNPs; 0.5 for duplicates,
   about 0.25 / 0.125 / 0.0625 for first / second / third degree relatives.
 
-Both come from a few matrix products of one-hot genotype indicators, accumulated over SNP blocks so that
-memory is ``O(n_a * n_b)`` whatever the SNP count.
+Both come from :func:`genosynth.genetics.relatedness.pair_counts`: a few matrix products of one-hot genotype
+indicators, accumulated over SNP blocks so that memory is ``O(n_a * n_b)`` whatever the SNP count.
 """
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ import numpy as np
 from scipy import stats
 
 from genosynth.compare.genotypes import CohortGenotypes
-
-KING_DUPLICATE = 0.354
-KING_FIRST_DEGREE = 0.177
-KING_SECOND_DEGREE = 0.0884
-SNP_BLOCK = 2048
+from genosynth.genetics.relatedness import (
+    KING_DUPLICATE,
+    KING_FIRST_DEGREE,
+    KING_SECOND_DEGREE,
+    SNP_BLOCK,
+    genotype_distance,
+    king_from_counts,
+    pair_counts,
+)
 
 
 @dataclass
@@ -45,12 +49,6 @@ class PairStatistics:
     king: np.ndarray
 
 
-def _indicators(calls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Observed indicator, genotype with missing as 0, heterozygote indicator; all float32 ``(n, k)``."""
-    return ((calls >= 0).astype(np.float32), np.maximum(calls, 0).astype(np.float32),
-            (calls == 1).astype(np.float32))
-
-
 def pair_statistics(calls_a: np.ndarray, calls_b: np.ndarray, block: int = SNP_BLOCK) -> PairStatistics:
     """Distances and KING kinship between the genomes of two cohorts.
 
@@ -60,40 +58,9 @@ def pair_statistics(calls_a: np.ndarray, calls_b: np.ndarray, block: int = SNP_B
         Hard calls in {0, 1, 2}, ``-1`` missing; same SNPs as ``calls_b``.
     calls_b : (n_b, k) int8
     """
-    n_a, n_b = calls_a.shape[0], calls_b.shape[0]
-    l1 = np.zeros((n_a, n_b))
-    shared = np.zeros((n_a, n_b))
-    king_num = np.zeros((n_a, n_b))
-    king_den = np.zeros((n_a, n_b))
-    # Every product counts small integers; float32 sums of such counts are exact below 2**24 per block.
-    # |g_a - g_b| = (g_a - g_b)^2 - 2 [opposite homozygotes], so one product of the dosages, one of the
-    # heterozygote indicators and one of the homozygote indicators give both the L1 distance and KING.
-    within = calls_a is calls_b
-    for start in range(0, calls_a.shape[1], block):
-        a = calls_a[:, start : start + block]
-        b = calls_b[:, start : start + block]
-        a_obs, a_g, a_het = _indicators(a)
-        # Within one cohort the same arrays on both sides let BLAS use its symmetric product (x @ x.T).
-        b_obs, b_g, b_het = (a_obs, a_g, a_het) if within else _indicators(b)
-        a_hom = np.hstack([a == 0, a == 2]).astype(np.float32)
-        opposite = a_hom @ np.hstack([b == 2, b == 0]).astype(np.float32).T
-        het_het = a_het @ b_het.T
-        if a_obs.all() and b_obs.all():
-            square_a = np.square(a_g).sum(axis=1)[:, None]
-            square_b = np.square(b_g).sum(axis=1)[None, :]
-            shared += a.shape[1]
-            king_den += a_het.sum(axis=1)[:, None] + b_het.sum(axis=1)[None, :]
-        else:  # sums over jointly observed SNPs only (missing calls are 0 in every indicator)
-            square_a = np.square(a_g) @ b_obs.T
-            square_b = a_obs @ np.square(b_g).T
-            shared += a_obs @ b_obs.T
-            king_den += np.hstack([a_het, a_obs]) @ np.hstack([b_obs, b_het]).T
-        l1 += square_a + square_b - 2 * (a_g @ b_g.T) - 2 * opposite
-        king_num += het_het - 2 * opposite
-    with np.errstate(invalid="ignore", divide="ignore"):
-        distance = np.where(shared > 0, l1 / shared, np.nan).astype(np.float32)
-        king = np.where(king_den > 0, king_num / king_den, np.nan).astype(np.float32)
-    return PairStatistics(distance=distance, king=king)
+    counts = pair_counts(calls_a, calls_b, block)
+    return PairStatistics(distance=genotype_distance(counts).astype(np.float32),
+                          king=king_from_counts(counts).astype(np.float32))
 
 
 def nearest(distance: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
@@ -200,11 +167,178 @@ def compute_pairs(
     )
 
 
+@dataclass(frozen=True)
+class IdenticalGenomes:
+    """Genomes equal to a training genome on every SNP of the dataset (by fingerprint)."""
+
+    synthetic: int
+    holdout: int
+
+
+def identical_genomes(train: CohortGenotypes, holdout: CohortGenotypes,
+                      synthetic: CohortGenotypes) -> IdenticalGenomes:
+    train_set = set(train.fingerprints.tolist())
+    return IdenticalGenomes(synthetic=int(sum(f in train_set for f in synthetic.fingerprints.tolist())),
+                            holdout=int(sum(f in train_set for f in holdout.fingerprints.tolist())))
+
+
+@dataclass(frozen=True)
+class Closeness:
+    """Distance to closest record (DCR): each genome's nearest training genome.
+
+    Attributes
+    ----------
+    synth_to_train, holdout_to_train, train_to_train : (n_s,), (n_h,), (n_t,) float
+        Nearest-neighbour distances (train to its closest *other* training genome).
+    real_p1 : float
+        1st percentile of the real cohort's own nearest-neighbour distances (holdout-to-train pooled with
+        train-to-other-train); NaN when none is finite.
+    synthetic_closer, holdout_closer : float
+        Share of synthetic / holdout genomes closer to a training genome than ``real_p1``.
+    """
+
+    synth_to_train: np.ndarray
+    holdout_to_train: np.ndarray
+    train_to_train: np.ndarray
+    real_p1: float
+    synthetic_closer: float
+    holdout_closer: float
+
+    @property
+    def synthetic_closer_beyond_noise(self) -> float:
+        """``synthetic_closer`` less 1.96 binomial standard errors."""
+        share = self.synthetic_closer
+        return share - 1.96 * math.sqrt(share * (1 - share) / max(self.synth_to_train.size, 1))
+
+
+def closeness(pairs: PrivacyInputs) -> Closeness:
+    synth_to_train = nearest(pairs.synth_train.distance)
+    holdout_to_train = nearest(pairs.holdout_train.distance)
+    train_to_train = nearest(pairs.train_train.distance, exclude_self=True)
+    # The real cohort's own nearest-neighbour distances: unseen (holdout) genomes to training genomes,
+    # pooled with training genomes to their closest other training genome (same distribution, more values,
+    # so a steadier 1st percentile).
+    real_nn = np.concatenate([holdout_to_train, train_to_train])
+    real_nn = real_nn[np.isfinite(real_nn)]
+    real_p1 = float(np.quantile(real_nn, 0.01)) if real_nn.size else math.nan
+    return Closeness(synth_to_train=synth_to_train, holdout_to_train=holdout_to_train,
+                     train_to_train=train_to_train, real_p1=real_p1,
+                     synthetic_closer=_share(synth_to_train < real_p1),
+                     holdout_closer=_share(holdout_to_train < real_p1))
+
+
+@dataclass(frozen=True)
+class AdversarialAccuracy:
+    """AATS of the synthetic cohort against training genomes (all) and against holdout and training
+    genomes on cohorts of the holdout's size (``train_matched``), whose difference is the privacy loss."""
+
+    train: float
+    holdout: float
+    train_matched: float
+
+    @property
+    def privacy_loss(self) -> float:
+        return self.holdout - self.train_matched
+
+
+def adversarial_accuracy(pairs: PrivacyInputs, n_train: int, n_holdout: int, n_synthetic: int,
+                         rng: np.random.Generator) -> AdversarialAccuracy:
+    """AATS needs cohorts of equal size: the larger one is subsampled (deterministically, from ``rng``)."""
+    n = min(n_train, n_synthetic)
+    ti, si = _balanced(rng, n_train, n), _balanced(rng, n_synthetic, n)
+    train = aats(pairs.synth_train.distance[np.ix_(si, ti)].T,
+                 pairs.train_train.distance[np.ix_(ti, ti)],
+                 pairs.synth_synth.distance[np.ix_(si, si)])
+    m = min(n_holdout, n_synthetic, n_train)
+    hi, si_m, ti_m = _balanced(rng, n_holdout, m), _balanced(rng, n_synthetic, m), _balanced(rng, n_train, m)
+    holdout = aats(pairs.holdout_synth.distance[np.ix_(hi, si_m)],
+                   pairs.holdout_holdout.distance[np.ix_(hi, hi)],
+                   pairs.synth_synth.distance[np.ix_(si_m, si_m)])
+    matched = aats(pairs.synth_train.distance[np.ix_(si_m, ti_m)].T,
+                   pairs.train_train.distance[np.ix_(ti_m, ti_m)],
+                   pairs.synth_synth.distance[np.ix_(si_m, si_m)])
+    return AdversarialAccuracy(train=train, holdout=holdout, train_matched=matched)
+
+
+@dataclass(frozen=True)
+class MembershipInference:
+    """The distance-to-closest-synthetic attack: a real genome is called a training member the closer it
+    lies to a synthetic genome (training genomes are members, holdout genomes are not)."""
+
+    auc: float
+    members: int
+    non_members: int
+
+    @property
+    def auc_beyond_noise(self) -> float:
+        # Less 1.96 standard errors, like the other shares: with a holdout of ~100 genomes the AUC of an
+        # ideal generator scatters by +-0.07, so the raw value alone would fail good cohorts at random.
+        return self.auc - 1.96 * auc_standard_error(self.auc, self.members, self.non_members)
+
+
+def membership_inference(pairs: PrivacyInputs) -> MembershipInference:
+    member_score = -nearest(pairs.synth_train.distance.T)
+    nonmember_score = -nearest(pairs.holdout_synth.distance)
+    return MembershipInference(auc=auc(member_score, nonmember_score), members=member_score.size,
+                               non_members=nonmember_score.size)
+
+
+#: KING levels of the relative shares, by the label used in the metric keys.
+RELATIVE_CUTS = (("second_degree", KING_SECOND_DEGREE), ("first_degree", KING_FIRST_DEGREE),
+                 ("duplicate", KING_DUPLICATE))
+
+
+@dataclass(frozen=True)
+class RelativeShare:
+    """Shares of synthetic and of holdout genomes with a training relative above one KING cut-off."""
+
+    label: str
+    synthetic: float
+    holdout: float
+    noise: float  # 1.96 standard errors of the difference of the two proportions
+
+    @property
+    def excess(self) -> float:
+        return self.synthetic - self.holdout
+
+    @property
+    def excess_beyond_noise(self) -> float:
+        return self.excess - self.noise
+
+
+@dataclass(frozen=True)
+class Relatives:
+    """Each synthetic / holdout genome's largest KING kinship to a training genome, and the shares of
+    genomes with a training relative at each level."""
+
+    king_synthetic: np.ndarray
+    king_holdout: np.ndarray
+    shares: tuple[RelativeShare, ...]
+
+
+def relatives(pairs: PrivacyInputs) -> Relatives:
+    king_synth = _max_per_row(pairs.synth_train.king)
+    king_holdout = _max_per_row(pairs.holdout_train.king)
+    shares = []
+    for label, cut in RELATIVE_CUTS:
+        synth_share, holdout_share = _share(king_synth > cut), _share(king_holdout > cut)
+        # The holdout share is an estimate from a few hundred genomes: discount two standard errors of the
+        # difference so that an ideal generator is not failed by sampling noise.
+        noise = 1.96 * math.sqrt(synth_share * (1 - synth_share) / max(king_synth.size, 1)
+                                 + holdout_share * (1 - holdout_share) / max(king_holdout.size, 1))
+        shares.append(RelativeShare(label=label, synthetic=synth_share, holdout=holdout_share, noise=noise))
+    return Relatives(king_synthetic=king_synth, king_holdout=king_holdout, shares=tuple(shares))
+
+
 def privacy_metrics(
     train: CohortGenotypes, holdout: CohortGenotypes, synthetic: CohortGenotypes, pairs: PrivacyInputs,
     *, seed: int = 0,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Privacy metrics of ``synthetic`` against ``train`` with ``holdout`` as the never-seen reference.
+
+    Four families, each from its own function: :func:`identical_genomes`, :func:`closeness` (distance to
+    closest record), :func:`adversarial_accuracy` (AATS) with :func:`membership_inference`, and
+    :func:`relatives` (KING kinship to training genomes).
 
     Returns
     -------
@@ -223,90 +357,49 @@ def privacy_metrics(
         training genomes (``max_king_kinship``; the share of synthetic genomes with a training relative of
         2nd degree, 1st degree or duplicate level) next to the same figures for holdout genomes, the
         ``excess_*`` of the synthetic share over the holdout share, and ``excess_*_beyond_noise``: that
-        excess less 1.96 standard errors of the difference of two proportions.
+        excess less 1.96 standard errors of the difference of two proportions. The keys are the fields of
+        ``genosynth.compare_records.Privacy``.
     details : dict
         Distributions for the report (nearest-neighbour distances of each kind).
     """
     rng = np.random.default_rng([seed, 20211103])
-    train_set = set(train.fingerprints.tolist())
-    identical = int(sum(f in train_set for f in synthetic.fingerprints.tolist()))
-    holdout_identical = int(sum(f in train_set for f in holdout.fingerprints.tolist()))
-
-    synth_to_train = nearest(pairs.synth_train.distance)
-    holdout_to_train = nearest(pairs.holdout_train.distance)
-    train_to_train = nearest(pairs.train_train.distance, exclude_self=True)
-    # The real cohort's own nearest-neighbour distances: unseen (holdout) genomes to training genomes,
-    # pooled with training genomes to their closest other training genome (same distribution, more values,
-    # so a steadier 1st percentile).
-    real_nn = np.concatenate([holdout_to_train, train_to_train])
-    real_nn = real_nn[np.isfinite(real_nn)]
-    real_p1 = float(np.quantile(real_nn, 0.01)) if real_nn.size else math.nan
-    closer = _share(synth_to_train < real_p1)
-    holdout_closer = _share(holdout_to_train < real_p1)
-
-    # AATS needs cohorts of equal size: subsample the larger one (deterministically).
-    n = min(train.n, synthetic.n)
-    ti, si = _balanced(rng, train.n, n), _balanced(rng, synthetic.n, n)
-    aats_train = aats(pairs.synth_train.distance[np.ix_(si, ti)].T,
-                      pairs.train_train.distance[np.ix_(ti, ti)],
-                      pairs.synth_synth.distance[np.ix_(si, si)])
-    m = min(holdout.n, synthetic.n, train.n)
-    hi, si_m, ti_m = _balanced(rng, holdout.n, m), _balanced(rng, synthetic.n, m), _balanced(rng, train.n, m)
-    aats_holdout = aats(pairs.holdout_synth.distance[np.ix_(hi, si_m)],
-                        pairs.holdout_holdout.distance[np.ix_(hi, hi)],
-                        pairs.synth_synth.distance[np.ix_(si_m, si_m)])
-    aats_matched = aats(pairs.synth_train.distance[np.ix_(si_m, ti_m)].T,
-                        pairs.train_train.distance[np.ix_(ti_m, ti_m)],
-                        pairs.synth_synth.distance[np.ix_(si_m, si_m)])
-
-    member_score = -nearest(pairs.synth_train.distance.T)
-    nonmember_score = -nearest(pairs.holdout_synth.distance)
-    membership = auc(member_score, nonmember_score)
-
-    king_synth = _max_per_row(pairs.synth_train.king)
-    king_holdout = _max_per_row(pairs.holdout_train.king)
-    metrics = {
-        "identical_genomes": identical,
-        "identical_genomes_holdout": holdout_identical,
-        "dcr_synthetic_to_train": _quantiles(synth_to_train),
-        "dcr_holdout_to_train": _quantiles(holdout_to_train),
-        "dcr_train_to_train": _quantiles(train_to_train),
-        "dcr_real_p1": real_p1,
-        "fraction_closer_than_real_p1": closer,
-        "fraction_holdout_closer_than_real_p1": holdout_closer,
+    identical = identical_genomes(train, holdout, synthetic)
+    close = closeness(pairs)
+    accuracy = adversarial_accuracy(pairs, train.n, holdout.n, synthetic.n, rng)
+    membership = membership_inference(pairs)
+    related = relatives(pairs)
+    metrics: dict[str, Any] = {
+        "identical_genomes": identical.synthetic,
+        "identical_genomes_holdout": identical.holdout,
+        "dcr_synthetic_to_train": _quantiles(close.synth_to_train),
+        "dcr_holdout_to_train": _quantiles(close.holdout_to_train),
+        "dcr_train_to_train": _quantiles(close.train_to_train),
+        "dcr_real_p1": close.real_p1,
+        "fraction_closer_than_real_p1": close.synthetic_closer,
+        "fraction_holdout_closer_than_real_p1": close.holdout_closer,
         # Less 1.96 binomial standard errors: the near-duplicate families of outbred colonies make this
         # share lumpy (unseen hs1940 mice score 0.021 against an expected 0.01).
-        "fraction_closer_than_real_p1_beyond_noise": closer - 1.96 * math.sqrt(
-            closer * (1 - closer) / max(synth_to_train.size, 1)),
-        "aats": aats_train,
-        "aats_holdout": aats_holdout,
-        "aats_train_matched": aats_matched,
-        "privacy_loss": aats_holdout - aats_matched,
-        "membership_auc": membership,
-        # Less 1.96 standard errors, like the other shares: with a holdout of ~100 genomes the AUC of an
-        # ideal generator scatters by +-0.07, so the raw value alone would fail good cohorts at random.
-        "membership_auc_beyond_noise": membership - 1.96 * auc_standard_error(
-            membership, member_score.size, nonmember_score.size),
-        "max_king_kinship": float(np.max(king_synth, initial=-np.inf)),
-        "max_king_kinship_holdout": float(np.max(king_holdout, initial=-np.inf)),
+        "fraction_closer_than_real_p1_beyond_noise": close.synthetic_closer_beyond_noise,
+        "aats": accuracy.train,
+        "aats_holdout": accuracy.holdout,
+        "aats_train_matched": accuracy.train_matched,
+        "privacy_loss": accuracy.privacy_loss,
+        "membership_auc": membership.auc,
+        "membership_auc_beyond_noise": membership.auc_beyond_noise,
+        "max_king_kinship": float(np.max(related.king_synthetic, initial=-np.inf)),
+        "max_king_kinship_holdout": float(np.max(related.king_holdout, initial=-np.inf)),
     }
-    for label, cut in (("second_degree", KING_SECOND_DEGREE), ("first_degree", KING_FIRST_DEGREE),
-                       ("duplicate", KING_DUPLICATE)):
-        synth_share, holdout_share = _share(king_synth > cut), _share(king_holdout > cut)
-        metrics[f"fraction_synthetic_{label}_or_closer"] = synth_share
-        metrics[f"fraction_holdout_{label}_or_closer"] = holdout_share
-        metrics[f"excess_{label}_or_closer"] = synth_share - holdout_share
-        # The holdout share is an estimate from a few hundred genomes: discount two standard errors of the
-        # difference so that an ideal generator is not failed by sampling noise.
-        noise = 1.96 * math.sqrt(synth_share * (1 - synth_share) / max(king_synth.size, 1)
-                                 + holdout_share * (1 - holdout_share) / max(king_holdout.size, 1))
-        metrics[f"excess_{label}_or_closer_beyond_noise"] = synth_share - holdout_share - noise
+    for share in related.shares:
+        metrics[f"fraction_synthetic_{share.label}_or_closer"] = share.synthetic
+        metrics[f"fraction_holdout_{share.label}_or_closer"] = share.holdout
+        metrics[f"excess_{share.label}_or_closer"] = share.excess
+        metrics[f"excess_{share.label}_or_closer_beyond_noise"] = share.excess_beyond_noise
     metrics["snps_used"] = int(train.dosages.shape[1])
     details = {
-        "nn_synthetic_to_train": synth_to_train,
-        "nn_holdout_to_train": holdout_to_train,
-        "nn_train_to_train": train_to_train,
-        "max_king_synthetic_to_train": king_synth,
-        "max_king_holdout_to_train": king_holdout,
+        "nn_synthetic_to_train": close.synth_to_train,
+        "nn_holdout_to_train": close.holdout_to_train,
+        "nn_train_to_train": close.train_to_train,
+        "max_king_synthetic_to_train": related.king_synthetic,
+        "max_king_holdout_to_train": related.king_holdout,
     }
     return metrics, details

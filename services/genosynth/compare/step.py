@@ -8,23 +8,23 @@ report), then ``compare/gate.json`` and, last, the release decision ``compare/re
 from __future__ import annotations
 
 import io
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from genosynth import run_layout, storage
+from genosynth import compare_records, run_layout, storage
 from genosynth.compare import association, gate, phenotypes, privacy, structure
 from genosynth.compare.gate import thresholds_from_config
 from genosynth.compare.genotypes import even_subsample, load_cohort
+from genosynth.compare_records import CompareMetrics, clean_json
 from genosynth.errors import InputError
 from genosynth.formats.dataset import Dataset
+from genosynth.genetics.kinship import centred_kinship
 from genosynth.genetics.relatedness import kinship_spectrum
 from genosynth.run_config import RunConfig
 
 DETAILS = run_layout.COMPARE_DETAILS
-SCHEMA_VERSION = 1
 # Pairwise metrics cost O(n^2 * snps): cap both. 20k evenly spaced SNPs resolve distances finely enough for
 # nearest-neighbour comparisons; identical genomes are still detected on every SNP (fingerprints).
 MAX_SNPS = 20_000
@@ -32,28 +32,6 @@ MAX_SAMPLES = 4_000
 PCA_SCORES_KEPT = 4
 KINSHIP_BINS = np.linspace(-0.5, 0.5, 101)
 KINSHIP_EIGENVALUES = 20  # leading eigenvalues of the centred kinship, as shares of its trace
-SIGNIFICANT_DIGITS = 7
-
-
-def clean_json(value: Any) -> Any:
-    """JSON-ready copy: numpy to Python, NaN / inf to null, floats to 7 significant digits.
-
-    Rounding hides last-bit differences of floating-point sums, so reruns write identical bytes.
-    """
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean_json(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return clean_json(value.tolist())
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        value = float(value)
-        return float(f"{value:.{SIGNIFICANT_DIGITS}g}") if math.isfinite(value) else None
-    return value
 
 
 def _open(run_url: str, key: str) -> Dataset:
@@ -77,8 +55,9 @@ def _histogram(values: np.ndarray, bins: np.ndarray) -> list[int]:
     return np.histogram(clipped, bins=bins)[0].tolist()
 
 
-def compute(run_url: str, *, seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Every comparison metric of the run (``metrics``) and the plot data (``details``).
+def compute(run_url: str, *, seed: int = 0) -> tuple[CompareMetrics, dict[str, Any]]:
+    """Every comparison metric of the run (``metrics``, the record of ``compare/metrics.json``) and the plot
+    data (``details``).
 
     ``seed`` (the run's) fixes the subsamples that balance cohort sizes for AATS.
     """
@@ -117,8 +96,8 @@ def compute(run_url: str, *, seed: int = 0) -> tuple[dict[str, Any], dict[str, A
     ld_synth = structure.ld_decay(synth_dosages, snp_sets)
     king_real = structure.off_diagonal(pairs.train_train.king)
     king_synth = structure.off_diagonal(pairs.synth_synth.king)
-    kinship_real = structure.centred_kinship(real_dosages)
-    kinship_synth = structure.centred_kinship(synth_dosages)
+    kinship_real = centred_kinship(real_dosages)
+    kinship_synth = centred_kinship(synth_dosages)
     grm_real, grm_synth = structure.off_diagonal(kinship_real), structure.off_diagonal(kinship_synth)
     pca_metrics, pca_scores = structure.pca_comparison(real_dosages, synth_dosages)
     struct = {
@@ -139,7 +118,6 @@ def compute(run_url: str, *, seed: int = 0) -> tuple[dict[str, Any], dict[str, A
         cohorts["train"], cohorts["holdout"], cohorts["synthetic"], pairs, seed=seed)
 
     metrics = {
-        "schema_version": SCHEMA_VERSION,
         "cohorts": {
             "train_samples": train.n_samples, "holdout_samples": holdout.n_samples,
             "synthetic_samples": synthetic.n_samples, "snps": train.n_variants,
@@ -163,7 +141,8 @@ def compute(run_url: str, *, seed: int = 0) -> tuple[dict[str, Any], dict[str, A
         "phenotypes": pheno_details,
         "privacy": priv_details,
     }
-    return metrics, details
+    source = run_layout.url(run_url, run_layout.COMPARE_METRICS)
+    return CompareMetrics.from_values(metrics, source=source), details
 
 
 def run(run_url: str, batch: int | None = None) -> None:
@@ -175,6 +154,6 @@ def run(run_url: str, batch: int | None = None) -> None:
     # Bad thresholds should fail before the expensive part.
     thresholds_from_config(config.privacy, source=run_layout.url(run_url, run_layout.CONFIG))
     metrics, details = compute(run_url, seed=config.seed)
-    storage.write_json(run_layout.url(run_url, run_layout.COMPARE_METRICS), clean_json(metrics))
+    compare_records.write_metrics(run_url, metrics)
     storage.write_json(run_layout.url(run_url, DETAILS), clean_json(details))
     gate.apply(run_url)

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import linalg, stats
 
 from genosynth.compare.genotypes import even_subsample
+from genosynth.genetics.dosages import standardise
 
 # Distance bins for LD decay, in base pairs: fine near zero where r^2 falls fastest, log-spaced beyond.
 LD_BIN_EDGES = (0, 1e3, 1e4, 5e4, 1e5, 2.5e5, 5e5, 1e6, 2.5e6, 5e6, 1e7, 2e7, 5e7)
@@ -34,28 +35,6 @@ def allele_frequency_metrics(af_real: np.ndarray, af_synthetic: np.ndarray) -> d
         "mean_abs_difference": float(diff.mean()),
         "max_abs_difference": float(diff.max()),
     }
-
-
-def _column_means(x: np.ndarray) -> np.ndarray:
-    """Per-column means ignoring NaN; 0 for columns with no observed value."""
-    observed = ~np.isnan(x)
-    total = np.where(observed, x, 0.0).sum(axis=0)
-    return total / np.maximum(observed.sum(axis=0), 1)
-
-
-def standardise(dosages: np.ndarray, mean: np.ndarray | None = None, sd: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean-impute and standardise dosages ``(n, k)`` per SNP (with given or own mean / sd).
-
-    Monomorphic SNPs (sd 0) become columns of zeros rather than NaN.
-    """
-    x = np.asarray(dosages, dtype=np.float64)
-    if mean is None:
-        mean = _column_means(x)
-    x = np.where(np.isnan(x), mean, x) - mean
-    if sd is None:
-        sd = x.std(axis=0)
-    return np.divide(x, sd, out=np.zeros_like(x), where=sd > 0), mean, sd
 
 
 def ld_pairs(dosages: np.ndarray, chrom: np.ndarray, pos: np.ndarray, snps_per_chromosome: int
@@ -96,7 +75,7 @@ def ld_decay(dosages: np.ndarray, snp_sets: list[tuple[np.ndarray, np.ndarray]],
     total = np.zeros(len(edges) - 1)
     count = np.zeros(len(edges) - 1)
     for idx, positions in snp_sets:
-        z, _, _ = standardise(dosages[:, idx])
+        z, _, _ = standardise(np.asarray(dosages[:, idx], dtype=np.float64))
         r2 = (z.T @ z / max(z.shape[0], 1)) ** 2
         i, j = np.triu_indices(len(idx), k=1)
         distance = np.abs(positions[j] - positions[i])
@@ -118,17 +97,6 @@ def ld_decay_distance(real: dict[str, list[float]], synthetic: dict[str, list[fl
         return {"mean_abs_difference": math.nan, "max_abs_difference": math.nan}
     return {"mean_abs_difference": float(np.abs(a[ok] - b[ok]).mean()),
             "max_abs_difference": float(np.abs(a[ok] - b[ok]).max())}
-
-
-def centred_kinship(dosages: np.ndarray) -> np.ndarray:
-    """GEMMA-style centred relatedness matrix ``X_c X_c^T / k`` of dosages ``(n, k)`` (GEMMA ``-gk 1``).
-
-    SNPs are centred on the cohort's own means after mean imputation of missing calls.
-    """
-    x = np.asarray(dosages, dtype=np.float64)
-    mean = _column_means(x)
-    xc = np.where(np.isnan(x), mean, x) - mean
-    return xc @ xc.T / max(x.shape[1], 1)
 
 
 def off_diagonal(matrix: np.ndarray) -> np.ndarray:
@@ -186,8 +154,8 @@ def pca_comparison(real: np.ndarray, synthetic: np.ndarray, k: int = PCA_COMPONE
     scores : dict
         ``real`` (n_r, k) and ``synthetic`` (n_s, k) PC scores, for plots.
     """
-    z_real, mean, sd = standardise(real)
-    z_synth, _, _ = standardise(synthetic, mean, sd)
+    z_real, mean, sd = standardise(np.asarray(real, dtype=np.float64))
+    z_synth, _, _ = standardise(np.asarray(synthetic, dtype=np.float64), mean, sd)
     k = max(1, min(k, z_real.shape[0] - 1, z_real.shape[1]))
     vt, s = _top_axes(z_real, k)
     # SVD signs are arbitrary; fix them so reruns and platforms agree: largest |loading| positive.

@@ -1,9 +1,12 @@
 """The budget gate: a pipeline step before the training fan-out that refuses to overspend.
 
 Estimate = for each per-batch step of the DAG (``train``, ``generate``): batches it has still to run x
-expected seconds per batch x requested devices x hourly price. Expected seconds come from this run's
-earlier ledger records of that step (a resumed run knows its real speed) or else from a calibrated
-default of the run's model family scaled by the batch's SNPs and the training individuals. If dollars
+expected seconds per batch x requested devices x hourly price of the device the task will get: a GPU
+only where the DAG gives the run's model family one (``Resources.gpus_for``; mosaic trains on CPU cores),
+priced as the cluster's GPU pool bills it (``GENOSYNTH_GPU_KIND``, e.g. ``nvidia-tesla-t4-spot``).
+Expected seconds come from this run's earlier ledger records of that step (a resumed run knows its
+real speed) or else from a calibrated default of the run's model family scaled by the batch's SNPs and
+the training individuals. If dollars
 already spent + estimate exceed the budget, the gate raises ``BudgetExceededError`` (exit 4) and nothing
 of training is started or written.
 """
@@ -37,9 +40,11 @@ DEFAULT_SECONDS_PER_SNP_SAMPLE: dict[str, dict[str, float]] = {
 #: Training individuals assumed when ``prep/train`` cannot be read.
 FALLBACK_TRAIN_SAMPLES = 1000
 
-#: The accelerator the cluster's GPU node pool runs; ``GENOSYNTH_<STEP>_DEVICE=kind[:count]`` overrides
-#: what a step is assumed to request (e.g. ``GENOSYNTH_TRAIN_DEVICE=nvidia-tesla-t4-spot:1``).
+#: The accelerator the cluster's GPU node pool runs when ``GENOSYNTH_GPU_KIND`` (set on every pod by the
+#: rendered WorkflowTemplate, spot included) is not set; ``GENOSYNTH_<STEP>_DEVICE=kind[:count]``
+#: overrides what one step is assumed to request (e.g. ``GENOSYNTH_TRAIN_DEVICE=nvidia-l4:2``).
 DEFAULT_GPU_KIND = "nvidia-tesla-t4"
+GPU_KIND_ENV = "GENOSYNTH_GPU_KIND"
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,9 @@ def money(dollars: float) -> str:
     return f"${dollars:.{decimals}f}"
 
 
-def _device(step: Step, records: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
-    """Devices one task of ``step`` is billed for: as last recorded, as overridden, or as the DAG requests.
+def _device(step: Step, model: str, records: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
+    """Devices one task of ``step`` is billed for: as last recorded, as overridden, or as the DAG requests
+    for the run's model family (GPUs of the pool's kind, or else the step's CPU cores).
 
     Locally the DAG's GPU steps may run on CPU; pricing them as the cluster's GPUs errs towards refusing.
     """
@@ -102,8 +108,9 @@ def _device(step: Step, records: Sequence[Mapping[str, Any]]) -> tuple[str, int]
             return kind, int(count or 1)
         except ValueError as exc:
             raise InputError(variable, f"expected kind[:count], found {override!r}") from exc
-    if step.resources.gpu:
-        return DEFAULT_GPU_KIND, step.resources.gpu
+    gpus = step.resources.gpus_for(model)
+    if gpus:
+        return os.environ.get(GPU_KIND_ENV) or DEFAULT_GPU_KIND, gpus
     return "cpu", _cores(step.resources.cpu)
 
 
@@ -149,7 +156,7 @@ def estimate(run_url: str) -> GateDecision:
         else:
             snps = [b.n_snps for b in remaining] or [config.batch_snps]
             seconds, source = per_snp * sum(snps) / len(snps), "default"
-        kind, count = _device(step, step_records)
+        kind, count = _device(step, config.model, step_records)
         rate = prices.price_per_hour(kind, config.prices)
         dollars = len(remaining) * prices.dollars(seconds, count, rate)
         steps.append(StepEstimate(step.name, len(remaining), seconds, source, kind, count, rate, dollars))

@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from genosynth.datasets.simulate import scaled_to_variance, simulate_chromosome, standardized
+from genosynth import storage
+from genosynth.datasets.simulate import scaled_to_variance, simulate_chromosome
 from genosynth.formats.dataset import Dataset, DatasetWriter
-from genosynth.formats.text_tables import staged_output
+from genosynth.genetics.dosages import standardise
 
 # GRCm38 autosome lengths in bp.
 MOUSE_AUTOSOMES = {
@@ -113,7 +114,7 @@ def make_cfw_sim(
     qtl_genotypes: dict[int, np.ndarray] = {}
     planted: list[dict[str, Any]] = []
     variant_frames = []
-    with staged_output(out_url):
+    with storage.staged_output(out_url):
         writer = DatasetWriter(out_url, n_samples=n_individuals)
         for chrom, length in chromosomes.items():
             sim = simulate_chromosome(
@@ -124,7 +125,7 @@ def make_cfw_sim(
             chrom_rng = np.random.default_rng([seed, 1220, int(chrom)])
             calls = sim.snp_major.T.astype(np.float32)  # (n, m_c) true genotypes
             # Polygenic factors: small effects of every SNP (standardised genotypes).
-            factor_scores += standardized(calls) @ chrom_rng.normal(size=(calls.shape[1], N_FACTORS))
+            factor_scores += standardise(calls)[0] @ chrom_rng.normal(size=(calls.shape[1], N_FACTORS))
             for k, (trait, qtl_chrom, variance) in enumerate(qtl_plan):
                 if qtl_chrom == chrom:
                     snp = _pick_qtl_snp(calls, chrom_rng)

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from genosynth.datasets.simulate import scaled_to_variance, simulate_chromosome, standardized
+from genosynth.datasets.simulate import scaled_to_variance, simulate_chromosome
 from genosynth.formats.dataset import Dataset, write_dataset
+from genosynth.genetics.dosages import standardise
 
 N_INDIVIDUALS = 400
 CHROMOSOMES = ("1", "2", "3")
@@ -134,7 +135,7 @@ def _phenotypes(
             "beta": float(beta_std * TRAIT_UNITS[trait][1]), "alt_frequency": float(freq[snp]),
         })
     # Polygenic background: small effects on every SNP; body_weight and tail_length share 60% of it.
-    z = standardized(dosages)
+    z = standardise(dosages)[0]
     backgrounds = z @ rng.normal(size=(z.shape[1], 3))
     backgrounds = scaled_to_variance(backgrounds, 1.0)
     shared = backgrounds[:, 0]

@@ -100,14 +100,6 @@ def simulate_chromosome(
     )
 
 
-def standardized(dosages: np.ndarray) -> np.ndarray:
-    """Centre and scale each SNP column of ``dosages`` (n, k), mean-imputing NaN; constant columns -> 0."""
-    mean = np.nanmean(dosages, axis=0)
-    centred = np.where(np.isnan(dosages), 0.0, dosages - mean)
-    sd = centred.std(axis=0)
-    return centred / np.where(sd > 0, sd, np.inf)
-
-
 def scaled_to_variance(values: np.ndarray, variance: float) -> np.ndarray:
     """``values`` (n,) or (n, t) centred and rescaled so each column has the given variance."""
     centred = values - values.mean(axis=0)

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from genosynth import storage
 from genosynth.formats.dataset import DEFAULT_CHUNK_SIZE, Dataset, DatasetWriter
-from genosynth.formats.text_tables import staged_output
 
 INT8_MISSING = -127
 
@@ -55,7 +55,7 @@ class ParsedCohort:
 def write_cohort(cohort: ParsedCohort, out_url: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Dataset:
     """Write ``cohort`` as an internal dataset at ``out_url`` (descriptor last; cleaned up on failure)."""
     n_samples = len(cohort.samples)
-    with staged_output(out_url):
+    with storage.staged_output(out_url):
         writer = DatasetWriter(out_url, n_samples=n_samples, chunk_size=chunk_size)
         for start in range(0, cohort.snp_major.shape[0], chunk_size):
             writer.add(as_dosages(cohort.snp_major[start : start + chunk_size].T))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -70,7 +69,7 @@ class Dataset:
     def open(cls, url: str) -> Dataset:
         """Open a committed dataset; an uncommitted or missing one is an :class:`InputError`."""
         descriptor_url = storage.join(url, DESCRIPTOR)
-        if not storage.exists(descriptor_url):
+        if not storage.is_committed(descriptor_url):
             raise InputError(url, f"not a genosynth dataset (no committed {DESCRIPTOR})")
         descriptor = storage.read_json(descriptor_url)
         if descriptor.get("schema_version") != SCHEMA_VERSION:
@@ -228,10 +227,10 @@ class DatasetWriter:
         self._has_dosages = False
         self._allele_sum: list[np.ndarray] = []
         self._checksums: dict[str, str] = {}
-        # The descriptor first (the dataset is no longer committed), then the rest of any older dataset:
-        # a replaced dataset leaves none of its genotype chunks behind.
-        for key in DATASET_KEYS:
-            storage.remove(storage.join(url, key))
+        # Withdraw any older dataset here, descriptor (its marker) first: a replaced dataset leaves none of
+        # its genotype chunks behind.
+        storage.uncommit(storage.join(url, DESCRIPTOR), *(storage.join(url, key) for key in DATASET_KEYS
+                                                          if key != DESCRIPTOR))
 
     def add(self, dosages: np.ndarray) -> None:
         dosages = np.asarray(dosages, dtype=np.float32)
@@ -282,7 +281,7 @@ class DatasetWriter:
         provenance: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> Dataset:
-        """Write the samples and variants tables, then the descriptor (the commit marker)."""
+        """Write the samples and variants tables, then commit: the descriptor is the marker, written last."""
         if self._pending_snps:
             self._flush(self._pending_snps)
         if len(samples) != self.n_samples:
@@ -318,7 +317,7 @@ class DatasetWriter:
             "checksums": self._checksums,
             **(extra or {}),
         }
-        storage.write_text(storage.join(self.url, DESCRIPTOR), json.dumps(descriptor, indent=2) + "\n")
+        storage.commit(storage.join(self.url, DESCRIPTOR), descriptor)
         return Dataset(url=self.url, descriptor=descriptor)
 
 

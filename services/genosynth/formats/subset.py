@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from genosynth import storage
 from genosynth.formats.dataset import Dataset, DatasetWriter
-from genosynth.formats.text_tables import staged_output
 
 
 def subset_dataset(
@@ -29,7 +29,7 @@ def subset_dataset(
         raise ValueError(f"snp_mask has shape {snp_mask.shape}, expected ({dataset.n_variants},)")
     if sample_index.size and (sample_index.min() < 0 or sample_index.max() >= dataset.n_samples):
         raise ValueError(f"sample_index outside [0, {dataset.n_samples})")
-    with staged_output(out_url):
+    with storage.staged_output(out_url):
         writer = DatasetWriter(out_url, n_samples=len(sample_index), chunk_size=dataset.chunk_size)
         for start, block in dataset.iter_dosages(batch_size):
             keep = np.flatnonzero(snp_mask[start : start + block.shape[1]])

@@ -1,5 +1,5 @@
 """Shared pieces of the text-format importers: reading lines, parsing numbers with precise errors,
-aligning sample IDs between genotype and phenotype files, and writing an output only once it parsed.
+and aligning sample IDs between genotype and phenotype files.
 
 Every parser here reports bad input as :class:`~genosynth.errors.InputError` naming the file, the
 1-based row (line number) and the column, with what was expected and what was found.
@@ -7,8 +7,9 @@ Every parser here reports bad input as :class:`~genosynth.errors.InputError` nam
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import io
+import math
 import os
 import unicodedata
 import warnings
@@ -21,18 +22,14 @@ import numpy as np
 from genosynth import storage
 from genosynth.errors import InputError
 
-# Tokens that mean "missing" in phenotype and genotype text files (GEMMA, PLINK, R exports).
+# Tokens that mean "missing" in phenotype and genotype text files (GEMMA, PLINK, R exports), matched as
+# written: "-9" (PLINK's missing phenotype) is missing, "-9.0" is a number.
 MISSING_TOKENS = frozenset({"NA", "na", "NaN", "nan", "", ".", "-9"})
 GENOTYPE_MISSING_TOKENS = frozenset({"NA", "na", "NaN", "nan", "."})
 
 
 class SampleAlignmentWarning(UserWarning):
     """Genotype and phenotype files share only some sample IDs; the intersection is kept."""
-
-
-def display_name(path: str) -> str:
-    """The file name shown in messages (the caller's spelling, so users recognise it)."""
-    return str(path)
 
 
 def open_lines(path: str) -> Iterator[tuple[int, str]]:
@@ -72,7 +69,8 @@ def parse_numbers(
     tokens : sequence of str, length k
     source, row : where the tokens came from (for error messages).
     column_names : names of the k columns for messages; default: field numbers from ``first_column``.
-    missing : tokens read as NaN.
+    missing : tokens read as NaN, each compared as written: with the default set the token ``-9`` is
+        missing while ``-9.0`` or ``-9e0`` is the number -9, in every row whatever its other tokens.
     low, high : inclusive bounds for non-missing values.
 
     Returns
@@ -90,9 +88,11 @@ def parse_numbers(
         )
     try:
         values = np.asarray(tokens, dtype=np.float64)
-        if "-9" in missing:
-            # PLINK's missing-phenotype code parses as a number; only an exact "-9" token is missing.
-            values[values == -9.0] = np.nan
+        # Missing tokens that parse as numbers (PLINK's "-9") are missing only as written: the rule is per
+        # token, so "-9.0" stays the number -9 whatever else the row holds.
+        numeric_missing = _numeric_missing(missing)
+        if numeric_missing:
+            values[np.isin(np.asarray(tokens, dtype=str), numeric_missing)] = np.nan
     except ValueError:
         values = np.empty(len(tokens), dtype=np.float64)
         for j, token in enumerate(tokens):
@@ -119,6 +119,19 @@ def parse_numbers(
             column=_column_label(column_names, j, first_column),
         )
     return values
+
+
+@functools.cache
+def _numeric_missing(missing: frozenset[str]) -> list[str]:
+    """The tokens of ``missing`` that would parse as a finite number (e.g. ``"-9"``)."""
+    out = []
+    for token in sorted(missing):
+        try:
+            if math.isfinite(float(token)):
+                out.append(token)
+        except ValueError:
+            pass
+    return out
 
 
 def _column_label(names: Sequence[str] | None, j: int, first_column: int) -> str:
@@ -230,35 +243,9 @@ def _examples(ids: Sequence[str], k: int = 3) -> str:
     return shown or "none"
 
 
-@contextlib.contextmanager
-def staged_output(url: str) -> Iterator[None]:
-    """Guard an output URL: if writing fails part-way, remove what this writer created.
-
-    Importers parse and validate their inputs before entering this block, so a failure here is rare
-    (storage errors); the guard keeps the promise that a failed command leaves nothing under ``--out``.
-    Existing content at ``url`` from before is left alone.
-    """
-    existed = storage.exists(url) and bool(storage.list_keys(url))
-    try:
-        yield
-    except BaseException:
-        if not existed:
-            storage.remove(url)
-        raise
-
-
 def local_path(path: str) -> str:
     """A local filesystem path for ``path`` (``file://`` stripped), for libraries that need one."""
     return path[len("file://"):] if path.startswith("file://") else os.fspath(path)
-
-
-def text_bytes(lines: Sequence[str]) -> bytes:
-    """Join lines with ``\\n`` (and a final newline) into UTF-8 bytes."""
-    buffer = io.StringIO()
-    for line in lines:
-        buffer.write(line)
-        buffer.write("\n")
-    return buffer.getvalue().encode("utf-8")
 
 
 _CALL_TEXT = np.array(["0", "1", "2", "NA"])

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 
 from genosynth import run_layout, run_state, storage
+from genosynth.genetics.device import pick_device
 from genosynth.models import load_model
-from genosynth.models.base import pick_device
 from genosynth.run_config import RunConfig
 from genosynth.run_state import BatchPlan
 

@@ -35,10 +35,14 @@ from threadpoolctl import threadpool_limits
 
 from genosynth.errors import InputError
 from genosynth.formats.dataset import Dataset
+from genosynth.genetics import chromosomes
+from genosynth.genetics.covariates import category_levels, indicator_coding, with_intercept
+from genosynth.genetics.device import pick_device
+from genosynth.genetics.dosages import mean_impute
+from genosynth.genetics.kinship import centred_genotypes, double_centre
 from genosynth.gwas import filters as snp_filters
-from genosynth.gwas.kinship import centered_genotypes, double_centre
 from genosynth.gwas.linear import linear_regression
-from genosynth.gwas.lmm import LmmPattern, NullModel, default_device, eigendecompose_many
+from genosynth.gwas.lmm import LmmPattern, NullModel, eigendecompose_many
 
 MODELS = ("lm", "lmm")
 TABLE_COLUMNS = ["trait", "snp", "chr", "pos", "n", "n_miss", "af", "beta", "se", "p"]
@@ -128,12 +132,10 @@ def _design(dataset: Dataset, traits: Sequence[str], covariates: Sequence[str],
         series = frame[name]
         if kinds.get(name) == "categorical" or not pd.api.types.is_numeric_dtype(series):
             # One indicator per level after the first (sorted), missing stays missing.
-            levels = sorted(series.dropna().astype(str).unique())
-            for level in levels[1:]:
-                indicator = (series.astype(str) == level).to_numpy(dtype=np.float64)
-                indicator[series.isna().to_numpy()] = np.nan
-                columns.append(indicator)
-                names.append(f"{name}={level}")
+            levels = category_levels(series.dropna().astype(str))
+            columns.extend(indicator_coding(series.astype(str).to_numpy(), levels,
+                                            missing=series.isna().to_numpy()).T)
+            names.extend(f"{name}={level}" for level in levels[1:])
         else:
             columns.append(series.to_numpy(dtype=np.float64, na_value=np.nan))
             names.append(name)
@@ -161,11 +163,8 @@ def _cohort(dataset: Dataset, samples: Sequence[str] | np.ndarray | None) -> np.
 def _chromosome_runs(chrom: np.ndarray) -> dict[str, list[tuple[int, int]]]:
     """SNP index runs ``[(start, stop), ...]`` of each chromosome label, in order of first appearance."""
     runs: dict[str, list[tuple[int, int]]] = {}
-    start = 0
-    for i in range(1, len(chrom) + 1):
-        if i == len(chrom) or chrom[i] != chrom[start]:
-            runs.setdefault(str(chrom[start]), []).append((start, i))
-            start = i
+    for label, start, stop in chromosomes.chromosome_runs(chrom):
+        runs.setdefault(label, []).append((start, stop))
     return runs
 
 
@@ -230,7 +229,7 @@ class _Options:
             raise InputError(ds.url, f"unknown missing-phenotype rule {missing!r}; expected per-trait or any")
         return cls(traits=traits, covariates=list(covariates), model=model, loco=bool(loco), missing=missing,
                    settings=settings or snp_filters.FilterSettings(), batch_snps=batch_snps,
-                   device=torch.device(device) if device is not None else default_device(),
+                   device=pick_device(device),
                    max_kinship_bytes=max_kinship_bytes, max_genotype_bytes=max_genotype_bytes,
                    threads=threads)
 
@@ -413,7 +412,7 @@ def _patterns(ds: Dataset, options: _Options, y: np.ndarray, c: np.ndarray,
     for j, name in enumerate(options.traits):
         mask = ~np.isnan(y[:, j]) & covariates_observed
         n = int(mask.sum())
-        design = np.column_stack([np.ones(n), c[mask]])
+        design = with_intercept(c[mask])
         if n <= design.shape[1] + 1:
             raise InputError(ds.url, f"trait {name!r}: {n} individuals with the trait and covariates "
                              f"observed, need more than {design.shape[1] + 1}", column=name)
@@ -458,7 +457,7 @@ def _linear_batch(run: _Run, group: _Pattern, block: np.ndarray, start: int, sta
     if keep.size == 0:
         return
     with run.clock("lm"):
-        x = snp_filters.mean_impute(block[group.mask][:, keep], stats.af[keep])
+        x = mean_impute(block[group.mask][:, keep], 2.0 * stats.af[keep])
         fit = linear_regression(x, group.covariates, run.trait_values(group))
     for k, j in enumerate(group.traits):
         run.collected.add(j, start + keep, beta=fit.beta[:, k], se=fit.se[:, k], p=fit.p[:, k])
@@ -470,7 +469,7 @@ def _add_kinship(run: _Run, sums: _KinshipSums, block: np.ndarray, start: int, s
     union = np.zeros(stop - start, dtype=bool)
     for group in run.groups:
         union |= group.passed[start:stop]
-    centred = centered_genotypes(block)[run.kinship_rows]
+    centred = centred_genotypes(block)[run.kinship_rows]
     if sums.store_by_chromosome:
         chrom_index = run.chromosomes.index[start:stop]
         for ci in np.unique(chrom_index):
@@ -592,7 +591,8 @@ def _outer_sum(run: _Run, snps: np.ndarray, ci: int) -> np.ndarray:
     for start, stop in _batches(run.chromosomes.runs[run.chromosomes.names[ci]], run.options.batch_snps):
         keep = snps[start:stop]
         if keep.any():
-            centred = centered_genotypes(run.genotypes.block(start, stop)[:, keep].astype(np.float64))[rows]
+            # Centred on the whole cohort (as GEMMA), then restricted to the kinship rows.
+            centred = centred_genotypes(run.genotypes.block(start, stop)[:, keep].astype(np.float64))[rows]
             part += centred @ centred.T
     return part
 
@@ -606,7 +606,7 @@ def _test_scope(run: _Run, group: _Pattern, pattern: LmmPattern, left_out: int |
         if keep.size == 0:
             continue
         block = run.genotypes.block(start, stop)
-        x = snp_filters.mean_impute(block[group.mask][:, keep], group.af[start + keep])
+        x = mean_impute(block[group.mask][:, keep], 2.0 * group.af[start + keep])
         for j, res in zip(group.traits, pattern.scan(x, run.clock), strict=True):
             run.collected.add(j, start + keep, beta=res.beta, se=res.se, p=res.p, l_remle=res.lambda_,
                               logl_H1=res.logl)

@@ -89,11 +89,3 @@ def snp_filters(dosages: np.ndarray, covariates: np.ndarray, settings: FilterSet
             reason[candidates[collinear]] = 4
     return SnpStats(af=af, n_miss=n_miss.astype(np.int64), reason=reason)
 
-
-def mean_impute(dosages: np.ndarray, af: np.ndarray) -> np.ndarray:
-    """Replace missing calls by the SNP's mean dosage ``2 af`` (float64 copy, shape of ``dosages``)."""
-    x = np.array(dosages, dtype=np.float64)
-    missing = np.isnan(x)
-    if missing.any():
-        x[missing] = np.broadcast_to(2.0 * af, x.shape)[missing]
-    return x

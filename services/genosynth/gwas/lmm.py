@@ -38,17 +38,14 @@ import torch
 from scipy import special
 from threadpoolctl import threadpool_limits
 
+from genosynth.genetics.device import pick_device
+
 L_MIN = 1e-5
 L_MAX = 1e5
 N_REGION = 10
 N_CHEBYSHEV = 16
 EIGEN_ZERO = 1e-10  # GEMMA zeroes eigenvalues below this
 SNP_ROTATION_DTYPE = torch.float32  # precision of U^T X (see LmmPattern.rotate_snps)
-
-
-def default_device() -> torch.device:
-    """CUDA when present, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @dataclass
@@ -82,7 +79,7 @@ class Eigen:
 
 def eigendecompose(kinship: np.ndarray | torch.Tensor, device: torch.device | None = None) -> Eigen:
     """Eigendecomposition with GEMMA's zeroing of eigenvalues below 1e-10."""
-    device = device or default_device()
+    device = device or pick_device()
     if device.type == "cpu":
         # LAPACK's divide-and-conquer (numpy's eigh: several times faster than torch's CPU eigh, and it
         # releases the GIL, so that :func:`eigendecompose_many` runs several at once). It runs on one
@@ -106,7 +103,7 @@ def eigendecompose_many(kinships: list[np.ndarray], device: torch.device | None 
     Each decomposition runs on one BLAS thread, as alone, so the results are the same bits whatever
     ``threads`` is; running them side by side is how the cores are used (LOCO: one per chromosome).
     """
-    device = device or default_device()
+    device = device or pick_device()
     if device.type != "cpu" or threads <= 1 or len(kinships) <= 1:
         return [eigendecompose(k, device) for k in kinships]
     # The limit is process-wide: set it around the whole batch so no call sees another thread count.
@@ -311,7 +308,7 @@ def fit_null(kinship: np.ndarray, y: np.ndarray, covariates: np.ndarray | None =
     Parameters
     ----------
     kinship : (n, n) relatedness (used as given; GEMMA double-centres it first, see
-        :func:`genosynth.gwas.kinship.double_centre`).
+        :func:`genosynth.genetics.kinship.double_centre`).
     y : (n,) trait without missing values.
     covariates : (n, k) extra covariates or None.
 
@@ -320,8 +317,8 @@ def fit_null(kinship: np.ndarray, y: np.ndarray, covariates: np.ndarray | None =
     >>> import numpy as np
     >>> rng = np.random.default_rng(1)
     >>> g = rng.binomial(2, 0.5, size=(200, 500)).astype(float)
-    >>> from genosynth.gwas.kinship import centered_kinship
-    >>> model = fit_null(centered_kinship(g), rng.normal(size=200))
+    >>> from genosynth.genetics.kinship import centred_kinship
+    >>> model = fit_null(centred_kinship(g), rng.normal(size=200))
     >>> 0 <= model.pve <= 1
     True
     """

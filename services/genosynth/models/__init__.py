@@ -6,7 +6,7 @@ A new family is one module with a subclass plus one line in ``_FAMILIES`` below.
 from __future__ import annotations
 
 import json
-from importlib import import_module
+import pkgutil
 
 from genosynth import storage
 from genosynth.errors import InputError
@@ -44,8 +44,7 @@ def get_family(name: str) -> type[GenotypeModel]:
     if target is None:
         raise InputError("config.json", f"unknown model {name!r}; expected one of {', '.join(families())}",
                          column="model")
-    module, _, cls = target.partition(":")
-    return getattr(import_module(module), cls)
+    return pkgutil.resolve_name(target)
 
 
 def load_model(url: str) -> GenotypeModel:

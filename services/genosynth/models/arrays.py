@@ -37,14 +37,3 @@ def write_arrays(url: str, arrays: dict[str, np.ndarray]) -> None:
 def read_arrays(url: str) -> dict[str, np.ndarray]:
     return decode_arrays(storage.read_bytes(url))
 
-
-def to_calls(dosages: np.ndarray) -> np.ndarray:
-    """Hard calls int8 with ``-1`` for missing from dosages ``(n, m)`` float with NaN."""
-    missing = np.isnan(dosages)
-    return np.where(missing, -1, np.rint(np.nan_to_num(dosages))).astype(np.int8)
-
-
-def to_dosages(calls: np.ndarray) -> np.ndarray:
-    out = calls.astype(np.float32)
-    out[calls < 0] = np.nan
-    return out

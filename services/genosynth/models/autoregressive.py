@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from genosynth.models.arrays import to_calls
+from genosynth.genetics.dosages import hard_calls
 from genosynth.models.base import GenotypeModel, batch_seed
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class AutoregressiveModel(GenotypeModel):
         settings = {**_DEFAULTS, **{k: options[k] for k in _DEFAULTS if k in options}}
         window = int(settings["window"])
         # Only the left context is used: sampling walks left to right from context_start.
-        calls = to_calls(dosages[:, : batch.stop - batch.context_start])
+        calls = hard_calls(dosages[:, : batch.stop - batch.context_start])
         observed = calls >= 0
         # Missing inputs are replaced by the SNP's most common call; missing targets carry no loss.
         counts = np.stack([(calls == c).sum(axis=0) for c in range(3)], axis=1)

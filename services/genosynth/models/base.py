@@ -32,13 +32,6 @@ STATE_META = "model.json"
 STATE_ARRAYS = "model.arrays.z"
 
 
-def pick_device(requested: str | None = None) -> torch.device:
-    """CUDA when present (or when asked for), else CPU."""
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 class GenotypeModel(ABC):
     """A fitted genotype model of one SNP batch.
 

@@ -26,7 +26,9 @@ import numpy as np
 import torch
 
 from genosynth.formats.dataset import Dataset
-from genosynth.models.arrays import to_calls, to_dosages
+from genosynth.genetics.dosages import calls_to_dosages, hard_calls, mean_impute
+from genosynth.genetics.ld import ld_by_lag
+from genosynth.genetics.relatedness import KING_FIRST_DEGREE, king_robust, relatives_above
 from genosynth.models.base import GenotypeModel
 from genosynth.models.hashing import hash_integers, hash_pairs, hash_uniform
 
@@ -46,7 +48,6 @@ _MIN_AATS = 0.55
 _PRIVACY_MARGIN = 6.0
 _PARENT_OFFSET = 1 << 40
 _CHILD_SEED = 0x5EED
-_FIRST_DEGREE_KING = 0.177
 _MAX_FAMILY = 32
 _LD_MAX_LAG = 400
 
@@ -124,16 +125,6 @@ def _simulate_mosaics(
     return panel[donors, np.arange(m)[None, :]]
 
 
-def ld_curve(dosages: np.ndarray, max_lag: int) -> np.ndarray:
-    """Mean r^2 between SNPs ``lag`` apart for ``lag = 1..max_lag`` on contiguous dosages ``(n, m)``."""
-    x = np.where(np.isnan(dosages), np.nanmean(dosages, axis=0), dosages)
-    x = np.nan_to_num(x - x.mean(axis=0))
-    norm = np.sqrt((x**2).sum(axis=0))
-    x = x / np.where(norm > 0, norm, np.inf)
-    lags = range(1, min(max_lag, x.shape[1] - 1) + 1)
-    return np.array([float(((x[:, :-lag] * x[:, lag:]).sum(axis=0) ** 2).mean()) for lag in lags])
-
-
 def ld_switch_rate(curve: np.ndarray, max_loss: float) -> tuple[float, float]:
     """Largest switch rate that loses at most ``max_loss`` of the excess LD in ``curve``.
 
@@ -180,7 +171,7 @@ def calibrate_switch_rate(
         Mean-imputed dosages on a subsample of ``s`` SNPs with whole-cohort indices ``snp_index``.
     run_first : (s,) bool
         True where a subsampled SNP is the first of its chromosome run (a fresh donor is drawn).
-    ld_curve_values : (L,) mean r^2 by SNP lag 1..L (:func:`ld_curve`).
+    ld_curve_values : (L,) mean r^2 by SNP lag 1..L (:func:`genosynth.genetics.ld.ld_by_lag`).
     """
     ld_rate, background = ld_switch_rate(ld_curve_values, max_ld_loss)
     gaps = np.diff(snp_index, prepend=snp_index[0]).astype(np.float64)
@@ -225,26 +216,9 @@ def calibrate_switch_rate(
     }
 
 
-def king_robust(calls: np.ndarray) -> np.ndarray:
-    """KING-robust kinship (Manichaikul et al. 2010) between all pairs of ``calls`` (n, m) int8, -1 missing.
-
-    ``(N_AaAa - 2 N_AA,aa) / (N_Aa(i) + N_Aa(j))`` over jointly observed SNPs; about 0.25 for first-degree
-    relatives, 0.5 for duplicates.
-    """
-    hom_ref, het, hom_alt = ((calls == g).astype(np.float64) for g in (0, 1, 2))
-    observed = hom_ref + het + hom_alt
-    both_het = het @ het.T
-    opposite = hom_ref @ hom_alt.T + hom_alt @ hom_ref.T
-    het_counts = het @ observed.T + observed @ het.T
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(het_counts > 0, (both_het - 2 * opposite) / het_counts, 0.0)
-
-
 def first_degree_counts(calls: np.ndarray) -> np.ndarray:
     """Number of first-degree (or closer) relatives of each individual among the others, ``(n,)``."""
-    king = king_robust(calls)
-    np.fill_diagonal(king, -1.0)
-    return (king > _FIRST_DEGREE_KING).sum(axis=1)
+    return relatives_above(king_robust(calls), KING_FIRST_DEGREE)
 
 
 def family_plan(relatives: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -289,11 +263,6 @@ def _columns(dataset: Dataset, index: np.ndarray) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def _mean_impute(dosages: np.ndarray) -> np.ndarray:
-    means = np.nan_to_num(np.nanmean(dosages, axis=0))
-    return np.where(np.isnan(dosages), means[None, :], dosages).astype(np.float64)
-
-
 class MosaicModel(GenotypeModel):
     """Copying model: the fitted state of a batch is the training panel of its SNPs (hard calls)."""
 
@@ -314,10 +283,10 @@ class MosaicModel(GenotypeModel):
         if "switch_rate" in options:
             rate, log = float(options["switch_rate"]), {"fixed_by_options": True}
         else:
-            train_g = _mean_impute(_columns(train, index))
-            holdout_g = _mean_impute(_columns(holdout, index))
+            train_g = mean_impute(_columns(train, index)).astype(np.float64)
+            holdout_g = mean_impute(_columns(holdout, index)).astype(np.float64)
             widest = max(batches, key=lambda b: b.n_snps)
-            curve = ld_curve(train.dosages(widest.start, widest.stop), _LD_MAX_LAG)
+            curve = ld_by_lag(train.dosages(widest.start, widest.stop), _LD_MAX_LAG)
             rate, log = calibrate_switch_rate(
                 train_g, holdout_g, index, first, curve, mutation_rate=mutation_rate, seed=seed,
                 max_ld_loss=float(options.get("max_ld_loss", _DEFAULT_MAX_LD_LOSS)),
@@ -325,7 +294,7 @@ class MosaicModel(GenotypeModel):
         plan["switch_rate"] = rate * float(options.get("switch_rate_scale", 1.0))
         plan["calibration"] = log
         if options.get("families", True):
-            relatives = first_degree_counts(to_calls(_columns(train, index)))
+            relatives = first_degree_counts(hard_calls(_columns(train, index)))
             plan["family_of"] = family_plan(relatives, plan["n_synthetic"], seed).tolist()
             log["first_degree_relatives_mean"] = float(relatives.mean())
         return plan
@@ -335,7 +304,7 @@ class MosaicModel(GenotypeModel):
             options: dict[str, Any], device: torch.device) -> MosaicModel:
         offset = batch.start - batch.context_start
         own = dosages[:, offset : offset + batch.stop - batch.start]
-        return cls(to_calls(own), batch.start, batch.stop)
+        return cls(hard_calls(own), batch.start, batch.stop)
 
     def sample(self, n: int, *, batch: SnpBatch, plan: dict[str, Any], seed: int,
                device: torch.device) -> np.ndarray:
@@ -360,7 +329,7 @@ class MosaicModel(GenotypeModel):
         donors = torch.from_numpy(np.where(mutate, other, path)).to(device)
         panel = torch.from_numpy(self.panel).to(device)
         calls = torch.gather(panel, 0, donors).cpu().numpy()
-        return to_dosages(calls)
+        return calls_to_dosages(calls)
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {"start": self.start, "stop": self.stop}, {"panel": self.panel}

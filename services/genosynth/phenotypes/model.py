@@ -40,6 +40,9 @@ import numpy as np
 import pandas as pd
 
 from genosynth.formats.dataset import Dataset
+from genosynth.genetics.covariates import category_levels, indicator_coding, with_intercept
+from genosynth.genetics.dosages import centre, observed_means
+from genosynth.genetics.kinship import centred_kinship_blocked
 from genosynth.genetics.ridge import block_predictions, blup_penalty, cv_penalty, ridge_effects
 from genosynth.genetics.scan import linear_scan
 from genosynth.genetics.variance import background_mixing, haseman_elston_covariance, sqrt_psd
@@ -65,23 +68,21 @@ class CovariateDesign:
         levels, means = {}, {}
         for c in columns:
             if kinds.get(c) == "categorical":
-                levels[c] = sorted(table[c].dropna().unique().tolist(), key=str)
+                levels[c] = category_levels(table[c].dropna().tolist())
             else:
                 means[c] = float(np.nan_to_num(pd.to_numeric(table[c], errors="coerce").mean()))
         return cls(list(columns), levels, means)
 
     def matrix(self, table: pd.DataFrame) -> np.ndarray:
         """``(n, 1 + encoded columns)``; missing covariates are mean-imputed (or all-zero indicators)."""
-        parts = [np.ones((len(table), 1))]
+        parts = [np.zeros((len(table), 0))]
         for c in self.columns:
             if c in self.levels:
-                values = table[c].to_numpy()
-                parts.append(np.stack([values == level for level in self.levels[c][1:]], axis=1)
-                              .reshape(len(table), -1).astype(np.float64))
+                parts.append(indicator_coding(table[c].to_numpy(), self.levels[c]))
             else:
                 values = pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
                 parts.append(np.where(np.isnan(values), self.means[c], values)[:, None])
-        return np.concatenate(parts, axis=1)
+        return with_intercept(np.concatenate(parts, axis=1))
 
 
 @dataclass
@@ -147,13 +148,6 @@ def _check_settings(settings: dict[str, Any]) -> None:
                          f"{', '.join(RESTORES)}")
 
 
-def centred_float32(dosages: np.ndarray, means: np.ndarray) -> np.ndarray:
-    """Dosages ``(n, m)`` centred on ``means`` ``(m,)``, missing calls at 0 (mean-imputed), float32."""
-    out = dosages.astype(np.float32) - means[None, :].astype(np.float32)
-    out[np.isnan(out)] = 0.0
-    return out
-
-
 def fit_phenotype_model(
     dataset: Dataset, *, traits: list[str], covariates: list[str], groups: list[list[str]],
     options: dict[str, Any] | None = None,
@@ -172,12 +166,12 @@ def fit_phenotype_model(
     design = CovariateDesign.of(samples, covariates, kinds)
     w_all = design.matrix(samples)
     dosages = dataset.dosages()
-    snp_means = np.nan_to_num(np.nanmean(dosages, axis=0)) if dosages.size else np.zeros(dosages.shape[1])
-    xc = centred_float32(dosages, snp_means)
+    snp_means = observed_means(dosages)
+    xc = centre(dosages.astype(np.float32), snp_means.astype(np.float32))
     del dosages
     chrom_codes, chrom_index = np.unique(dataset.variants["chr"].astype(str).to_numpy(), return_inverse=True)
     snp_variance = float((xc.astype(np.float64) ** 2).sum() / max(len(xc), 1))
-    kinship = _kinship(xc)
+    kinship = centred_kinship_blocked(xc)
     cached_key, rotation = None, None
     trait_models, residuals = [], {}
     for name in genetic:
@@ -201,15 +195,6 @@ def fit_phenotype_model(
     missing = samples[columns].isna().to_numpy()
     return PhenotypeModel(columns, dict(kinds), trait_models, genetic_corr, residual_corr, snp_means,
                           snp_variance, design, copula, missing, settings)
-
-
-def _kinship(xc: np.ndarray, block: int = 4096) -> np.ndarray:
-    """``Xc Xc^T / m`` ``(n, n)`` of the training individuals, for the REML variance components only."""
-    out = np.zeros((xc.shape[0], xc.shape[0]))
-    for lo in range(0, xc.shape[1], block):
-        part = xc[:, lo : lo + block].astype(np.float64)
-        out += part @ part.T
-    return out / max(xc.shape[1], 1)
 
 
 def _penalty(x: np.ndarray, r: np.ndarray, delta: float, settings: dict[str, Any]) -> float:
@@ -344,7 +329,8 @@ def sample_phenotypes(
     random = np.zeros((n, t))
     for start, block in blocks:
         stop = start + block.shape[1]
-        xc = centred_float32(block, model.snp_centres[start:stop]).astype(np.float64)
+        centres = model.snp_centres[start:stop].astype(np.float32)
+        xc = centre(block.astype(np.float32), centres).astype(np.float64)
         fitted += xc @ effects[start:stop]
         random += xc @ (rng.standard_normal((block.shape[1], t)) * random_sd)
         for s in wanted & set(range(start, stop)):

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from genosynth.genetics.chromosomes import chromosome_runs
+
 
 def snp_runs(variants: pd.DataFrame, min_unpositioned: int = 50) -> list[tuple[str, int, int, bool]]:
     """Runs of consecutive SNPs on one chromosome, in SNP order: ``(chr, start, stop, positioned)``.
@@ -17,14 +19,10 @@ def snp_runs(variants: pd.DataFrame, min_unpositioned: int = 50) -> list[tuple[s
     with the neighbouring SNPs is unknown). Shorter stretches stay in place: variant tables list SNPs in
     genome order, so the file order (e.g. by genetic map) is the best guess of where they lie.
     """
-    chrom = variants["chr"].astype(str).to_numpy()
     positioned = variants["pos"].notna().to_numpy()
     runs: list[tuple[str, int, int, bool]] = []
-    start = 0
-    for i in range(1, len(chrom) + 1):
-        if i == len(chrom) or chrom[i] != chrom[start]:
-            runs.extend(_split_unpositioned(chrom[start], start, i, positioned, min_unpositioned))
-            start = i
+    for chrom, start, stop in chromosome_runs(variants["chr"].astype(str).to_numpy()):
+        runs.extend(_split_unpositioned(chrom, start, stop, positioned, min_unpositioned))
     return runs
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from genosynth.genetics.relatedness import KING_DUPLICATE, KING_FIRST_DEGREE, KING_SECOND_DEGREE
 from genosynth.plotting import genome_axis, png_bytes
 
 REAL = "#1f4e79"        # real cohort: deep blue
@@ -234,7 +235,7 @@ def kinship_histograms(bins: Sequence[float], counts: dict[str, Sequence[int]], 
     ax.set_yscale("log")
     ax.set_xlabel("kinship coefficient")
     ax.set_ylabel("share of pairs")
-    for cut, text in ((0.0884, "2nd°"), (0.177, "1st°"), (0.354, "dup")):
+    for cut, text in ((KING_SECOND_DEGREE, "2nd°"), (KING_FIRST_DEGREE, "1st°"), (KING_DUPLICATE, "dup")):
         ax.axvline(cut, color="#999999", linewidth=0.7, linestyle=":")
         ax.text(cut, 1.0, text, transform=ax.get_xaxis_transform(), fontsize=7, ha="center", va="bottom",
                 color="#666666")

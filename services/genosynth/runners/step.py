@@ -8,7 +8,8 @@ Argo task calls it through ``genosynth step NAME --run RUN_URL [--batch K]``. Or
    record is created only if its name is free, so two attempts never share a number);
 3. run the step function and time it;
 4. append one ledger record (also when the step failed: the time was spent and is billed);
-5. write the marker last, only on success, so a failed or killed attempt leaves no marker.
+5. commit: write the marker last (``storage.commit``), only on success, so a failed or killed attempt
+   leaves no marker.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def execute_step(
             )
         raise
     seconds, kind, count = bill("succeeded")
-    storage.write_json(
+    storage.commit(
         pipeline.marker_url(run_url, name, batch),
         {
             "step": name,

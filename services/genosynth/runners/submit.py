@@ -133,10 +133,10 @@ def run_status(run_url: str, *, namespace: str = "genosynth", context: str | Non
     """Everything ``genosynth status`` shows, as data."""
     if not storage.exists(run_layout.url(run_url, run_layout.CONFIG)):
         raise InputError(run_url, "no config.json: not a genosynth run")
-    from genosynth.compare.gate import read_release
+    from genosynth.compare_records import is_released
 
     report: dict[str, Any] = {"run": run_url, "steps": storage_status(run_url),
-                              "released": read_release(run_url)}
+                              "released": is_released(run_url)}
     if cluster_configured():
         try:
             workflow = find_workflow(run_url, namespace=namespace, context=context)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib
 import json
 import os
+import pkgutil
 import signal
 import sys
 import traceback
@@ -64,8 +64,7 @@ def run_task(run_url: str, name: str, batch: int | None, steps: Sequence[Step]) 
 
 def load_steps(reference: str) -> Sequence[Step]:
     """``"module:ATTRIBUTE"`` -> the DAG (the pipeline's own, or another one, e.g. in tests)."""
-    module_name, _, attribute = reference.partition(":")
-    return getattr(importlib.import_module(module_name), attribute)
+    return pkgutil.resolve_name(reference)
 
 
 def _die_with_parent() -> None:

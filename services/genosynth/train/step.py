@@ -10,8 +10,8 @@ import os
 
 from genosynth import run_layout, storage
 from genosynth.formats.dataset import Dataset
+from genosynth.genetics.device import pick_device
 from genosynth.models import get_family
-from genosynth.models.base import pick_device
 from genosynth.run_config import RunConfig
 from genosynth.run_state import BatchPlan, plan_url
 
