@@ -81,12 +81,13 @@ def synthesise(dataset_url: str, run_url: str, family: str, traits: list[str], s
 
 
 def evaluate(run_url: str, traits: list[str]) -> dict[str, Any]:
-    """GWAS (LMM, LOCO) of the whole real cohort and of ``synthetic/``, then the compare step's metrics.
+    """GWAS (LMM, LOCO) of the whole QC'd real cohort and of ``synthetic/``, then the compare step's metrics.
 
     The synthetic cohort has the real cohort's size, so it is judged against the GWAS of every real
-    individual (as an outside GEMMA check of the export does), not of the training split alone.
+    individual (``prep/cohort``, as the pipeline's gwas-real step and an outside GEMMA check of the export
+    do), not of the training split alone.
     """
-    real = Dataset.open(RunConfig.load(run_url).dataset_url)
+    real = Dataset.open(run_layout.url(run_url, run_layout.PREP_COHORT))
     synthetic = Dataset.open(run_layout.url(run_url, run_layout.SYNTHETIC))
     started = time.perf_counter()
     for dataset, key in ((real, run_layout.GWAS_REAL), (synthetic, run_layout.GWAS_SYNTHETIC)):
