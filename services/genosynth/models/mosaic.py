@@ -2,7 +2,9 @@
 
 Li & Stephens-style copying on unphased diploid genotypes: a synthetic individual follows an *ancestry
 path* that, at each SNP, keeps its current donor (a training individual) or, with probability
-``switch_rate``, jumps to a new donor drawn uniformly; a chromosome always starts with a fresh donor.
+``switch_rate``, jumps to a new donor; a chromosome always starts with a fresh donor. Donors are drawn
+without replacement along each path (:func:`balanced_donor_path`), so no training genome gives one synthetic
+genome more segments than chance requires.
 At each SNP, with probability ``mutation_rate``, the call is taken from another random donor instead
 (emission noise: no segment is a verbatim copy). Copying real diploid segments keeps allele frequencies,
 Hardy-Weinberg proportions and LD up to the segment length.
@@ -11,7 +13,8 @@ The path is a pure function of (seed, individual, SNP index) (see :mod:`genosynt
 every batch recomputes the stretch it needs and adjacent batches join seamlessly while running in
 parallel. The switch rate is set once per run (:meth:`MosaicModel.plan`): the shortest segments that
 still keep all but ``max_ld_loss`` of the LD, unless copied segments would make donors stand out (a
-privacy floor from simulated nearest-neighbour adversarial accuracy, see :func:`calibrate_switch_rate`).
+privacy floor: the run's own sampler simulated on an internal split of the training genomes, with the
+membership attack's AUC bounded, see :func:`calibrate_switch_rate`).
 
 Synthetic individuals come in families sized like the cohort's first-degree relative counts; members
 follow one of two shared parental paths at each SNP, so they share segments on every chromosome (genome-
