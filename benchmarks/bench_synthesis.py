@@ -173,6 +173,54 @@ def evaluate(run_url: str, traits: list[str]) -> dict[str, Any]:
     return {"gwas_seconds": gwas_seconds, **metrics}
 
 
+def phenotype_leak(run_url: str, traits: list[str]) -> dict[str, dict[str, float]]:
+    """How much the released cohort's phenotypes leak about the training individuals' own phenotypes.
+
+    The fitted effects reach the synthetic phenotypes, much as a published polygenic score would. The
+    attacker's view: a ridge polygenic score (penalty ``m``, i.e. heritability 0.5) fitted on the synthetic
+    cohort alone, applied to the real genomes. Per trait: its correlation with the real phenotype on the
+    training and the held-out individuals, and the AUC of calling an individual a training member the
+    smaller its residual (0.5: no leak beyond what the score predicts for anyone).
+    """
+    import numpy as np
+
+    from genosynth.compare.privacy import auc
+    from genosynth.genetics.ridge import ridge_effects
+
+    synthetic = Dataset.open(run_layout.url(run_url, run_layout.SYNTHETIC))
+    train = Dataset.open(run_layout.url(run_url, run_layout.PREP_TRAIN))
+    holdout = Dataset.open(run_layout.url(run_url, run_layout.PREP_HOLDOUT))
+    x_syn = synthetic.dosages()
+    means = np.nan_to_num(np.nanmean(x_syn, axis=0))
+
+    def centred(x: np.ndarray) -> np.ndarray:
+        out = x - means[None, :]
+        out[np.isnan(out)] = 0.0
+        return out
+
+    x_syn = centred(x_syn)
+    x_train, x_holdout = centred(train.dosages()), centred(holdout.dosages())
+    out = {}
+    for trait in traits:
+        y = synthetic.samples[trait].to_numpy(dtype=np.float64, na_value=np.nan)
+        seen = ~np.isnan(y)
+        penalty = float(x_syn.shape[1])
+        u = np.asarray(ridge_effects(x_syn[seen], y[seen] - y[seen].mean(), penalty)).reshape(-1)
+        real = {}
+        for name, ds, x in (("train", train, x_train), ("holdout", holdout, x_holdout)):
+            values = ds.samples[trait].to_numpy(dtype=np.float64, na_value=np.nan)
+            keep = ~np.isnan(values)
+            real[name] = (values[keep], x[keep].astype(np.float64) @ u)
+        both_y = np.concatenate([real["train"][0], real["holdout"][0]])
+        both_s = np.concatenate([real["train"][1], real["holdout"][1]])
+        slope, intercept = np.polyfit(both_s, both_y, 1)
+        score = {k: -np.abs(v[0] - intercept - slope * v[1]) for k, v in real.items()}
+        out[trait] = {"r_train": float(np.corrcoef(*real["train"])[0, 1]),
+                      "r_holdout": float(np.corrcoef(*real["holdout"])[0, 1]),
+                      "membership_auc": auc(score["train"], score["holdout"])}
+    return out
+
+
 def judge_with_gemma(run_url: str, root: str, n_traits: int) -> tuple[str, float]:
     """GEMMA on the real hs1940 trio and on the exported synthetic one; the judge's lines and seconds."""
     work = Path(root) / "gemma"
@@ -251,6 +299,11 @@ def main() -> None:
                       + " ".join(f"{v:.3f}" for v in spectrum["synthetic"][:5]), flush=True)
                 print(f"        KING quantiles {king.get('quantiles')} real {king.get('real')} "
                       f"synthetic {king.get('synthetic')}", flush=True)
+                leak = phenotype_leak(run_url, traits)
+                print("        phenotype leak (ridge score fitted on the synthetic cohort; r train / "
+                      "holdout, residual membership AUC): " + "; ".join(
+                          f"{t} {v['r_train']:.2f}/{v['r_holdout']:.2f} {v['membership_auc']:.2f}"
+                          for t, v in leak.items()), flush=True)
                 if cohort == "hs1940":
                     judged, seconds_gemma = judge_with_gemma(run_url, root, len(traits))
                     print(f"        GEMMA (-gk 1, -lmm 1) on the export, {seconds_gemma:.0f} s:", flush=True)
