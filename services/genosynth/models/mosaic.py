@@ -48,8 +48,9 @@ _DEFAULT_MAX_LD_LOSS = 0.05
 # The membership AUC the calibration allows on its internal split: below the gate's 0.55 on the held-out
 # split by a margin for the split's sampling noise.
 _MAX_MEMBERSHIP_AUC = 0.52
-_CALIBRATION_SYNTHETIC = 4000
-_CALIBRATION_SPLITS = 3  # the compare step's sample cap: the attack sees at most this many
+_CALIBRATION_SYNTHETIC = 4000  # the compare step's sample cap: the attack sees at most this many
+_CALIBRATION_SPLITS = 3  # one when the calibration panel has 1,000 genomes or more (steadier AUC)
+_PRIVACY_SNPS = 20_000  # the compare step's SNP subsample (compare.step.MAX_SNPS)
 _DEFAULT_POOL_FRACTION = 0.125
 _DEFAULT_POOLS = 0  # off: on the demo colony pools of 1/8 of the donors leaked membership (AUC 0.65)
 _PARENT_OFFSET = 1 << 40
@@ -256,16 +257,6 @@ def structure_scores(dosages: np.ndarray, max_components: int = 10) -> np.ndarra
     return u[:, :k] * singular[:k]
 
 
-def _nearest_distances(queries: np.ndarray, panel: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
-    """Euclidean distance of each query row to its nearest panel row, ``(n_queries,)``."""
-    q2 = (queries**2).sum(axis=1)[:, None]
-    p2 = (panel**2).sum(axis=1)[None, :]
-    squared = np.maximum(q2 + p2 - 2.0 * queries @ panel.T, 0.0)
-    if exclude_self:
-        np.fill_diagonal(squared, np.inf)
-    return np.sqrt(squared.min(axis=1))
-
-
 def simulate_family_mosaics(
     panel: np.ndarray, run_first: np.ndarray, family_of: np.ndarray, step_rate: float, mutation_rate: float,
     seed: int, pools: np.ndarray | None = None,
@@ -383,7 +374,8 @@ def calibrate_switch_rate(
     Parameters
     ----------
     train, holdout : (n_train, s), (n_holdout, s)
-        Mean-imputed dosages on a subsample of ``s`` SNPs with whole-cohort indices ``snp_index``.
+        Dosages (NaN missing) on a subsample of ``s`` SNPs with whole-cohort indices ``snp_index``: the
+        compare step's SNPs and at most its number of genomes.
     run_first : (s,) bool
         True where a subsampled SNP is the first of its chromosome run (a fresh donor is drawn).
     ld_curve_values : (L,) mean r^2 by SNP lag 1..L (:func:`ld_curve`).
@@ -394,7 +386,7 @@ def calibrate_switch_rate(
     gap = float(np.median(np.diff(snp_index))) if len(snp_index) > 1 else 1.0
     family_sim = np.asarray(family_of, dtype=np.int64)[:_CALIBRATION_SYNTHETIC]
     splits = []
-    for repeat in range(_CALIBRATION_SPLITS):
+    for repeat in range(_CALIBRATION_SPLITS if len(train) < 1000 else 1):
         order = np.random.default_rng([seed, 707, repeat]).permutation(len(train))
         cut = max(1, len(train) // 5)
         out, donors = np.sort(order[:cut]), np.sort(order[cut:])
@@ -432,8 +424,8 @@ def calibrate_switch_rate(
         lo, hi = (mid, hi) if leak(10**mid) > max_auc else (lo, mid)
     rate = max(ld_rate, 10**hi)
     leak_rate = leak_ld if rate == ld_rate else leak(rate)
-    achieved = _nearest_distances(mosaics_of(rate, *splits[0][::2], 0), train)
-    holdout_nn = _nearest_distances(holdout, train)
+    achieved = nearest_manhattan(train, mosaics_of(rate, *splits[0][::2], 0))
+    holdout_nn = nearest_manhattan(holdout, train)
     return rate, {
         "rule": f"max(largest rate losing <= {max_ld_loss:g} of the excess LD, smallest rate at which the "
                 f"family sampler's membership AUC on an internal training split is <= {max_auc:g})",
@@ -442,9 +434,10 @@ def calibrate_switch_rate(
         "membership_auc_internal_baseline": float(np.mean(baseline)),
         "mean_segment_snps": 1.0 / rate, "ld_background_r2": background,
         "ld_r2_by_lag": [round(float(v), 5) for v in ld_curve_values[:50]],
-        "train_nn_distance_median": float(np.median(_nearest_distances(train, train, exclude_self=True))),
-        "nn_distance_median_synthetic": float(np.median(achieved)),
-        "nn_distance_median_holdout": float(np.median(holdout_nn)),
+        # Manhattan distances on the calibration SNPs: training genome to its nearest simulated mosaic, and
+        # held-out genome to its nearest training genome (the natural closeness of unseen relatives).
+        "nn_distance_median_train_to_synthetic": float(np.median(achieved)),
+        "nn_distance_median_holdout_to_train": float(np.median(holdout_nn)),
         "calibration_snps": len(snp_index),
     }
 
@@ -504,13 +497,17 @@ def _subsample(batches: Sequence[SnpBatch], limit: int) -> tuple[np.ndarray, np.
     return index, first
 
 
-def _columns(dataset: Dataset, index: np.ndarray) -> np.ndarray:
-    """Dosages of the SNPs ``index`` (sorted) for all individuals, read chunk by chunk."""
+def _columns(dataset: Dataset, index: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Dosages of the SNPs ``index`` (sorted) for all individuals (or ``rows``), read chunk by chunk."""
     parts = []
     for start, block in dataset.iter_dosages():
         chosen = index[(index >= start) & (index < start + block.shape[1])]
-        parts.append(block[:, chosen - start])
+        parts.append(block[:, chosen - start] if rows is None else block[np.ix_(rows, chosen - start)])
     return np.concatenate(parts, axis=1)
+
+
+def _even_rows(n: int, limit: int) -> np.ndarray:
+    return np.unique(np.linspace(0, n - 1, min(n, limit)).round().astype(np.int64))
 
 
 def _mean_impute(dosages: np.ndarray) -> np.ndarray:
@@ -534,7 +531,7 @@ class MosaicModel(GenotypeModel):
         mutation_rate = float(options.get("mutation_rate", _DEFAULT_MUTATION_RATE))
         plan["mutation_rate"] = mutation_rate
         plan["n_donors"] = train.n_samples
-        index, first = _subsample(batches, int(options.get("calibration_snps", _CALIBRATION_SNPS)))
+        index, _ = _subsample(batches, int(options.get("calibration_snps", _CALIBRATION_SNPS)))
         train_g = _mean_impute(_columns(train, index))
         log: dict[str, Any] = {}
         family_of = np.arange(int(plan["n_synthetic"]))
@@ -556,14 +553,19 @@ class MosaicModel(GenotypeModel):
             rate = float(options["switch_rate"])
             log["fixed_by_options"] = True
         else:
-            holdout_g = _mean_impute(_columns(holdout, index))
+            # The attack is simulated on the SNPs and (at most) the individuals the compare step's gate
+            # uses: segment lengths are seen at the gate's SNP spacing, with the gate's power.
+            p_index, p_first = _subsample(batches, int(options.get("privacy_snps", _PRIVACY_SNPS)))
+            rows = _even_rows(train.n_samples, _CALIBRATION_SYNTHETIC)
+            panel = _columns(train, p_index, rows)
+            holdout_p = _columns(holdout, p_index, _even_rows(holdout.n_samples, _CALIBRATION_SYNTHETIC))
             widest = max(batches, key=lambda b: b.n_snps)
             curve = ld_curve(train.dosages(widest.start, widest.stop), _LD_MAX_LAG)
             rate, calibration = calibrate_switch_rate(
-                train_g, holdout_g, index, first, curve, family_of=family_of, mutation_rate=mutation_rate,
+                panel, holdout_p, p_index, p_first, curve, family_of=family_of, mutation_rate=mutation_rate,
                 seed=seed, max_ld_loss=float(options.get("max_ld_loss", _DEFAULT_MAX_LD_LOSS)),
                 max_auc=float(options.get("max_membership_auc", _MAX_MEMBERSHIP_AUC)),
-                scores=scores, pool_fraction=pool_fraction, n_pools=n_pools)
+                scores=scores[rows], pool_fraction=pool_fraction, n_pools=n_pools)
             log.update(calibration)
         plan["switch_rate"] = rate * float(options.get("switch_rate_scale", 1.0))
         plan["calibration"] = log
