@@ -282,11 +282,12 @@ def simulate_family_mosaics(
 
 
 def nearest_manhattan(queries: np.ndarray, panel: np.ndarray) -> np.ndarray:
-    """Manhattan distance of each query row to its nearest panel row on hard calls, ``(n_queries,)``.
+    """Manhattan distance per jointly called SNP from each query row to its nearest panel row, ``(q,)``.
 
-    Dosages are rounded to calls; ``|a - b|`` over genotype pairs is three products of the one-hot calls.
-    This is the compare step's genome distance, which tells copied segments apart better than the
-    Euclidean one (demo colony: membership AUC 0.64 Manhattan, 0.56 Euclidean on the same cohorts).
+    Dosages are rounded to hard calls (NaN: missing); ``|a - b|`` summed over genotype pairs is three
+    products of the one-hot calls, divided by the number of SNPs called in both, as the compare step's
+    genome distance. It tells copied segments apart better than the Euclidean distance (demo colony:
+    membership AUC 0.64 Manhattan, 0.56 Euclidean on the same cohorts).
     """
     def one_hot(x: np.ndarray) -> list[np.ndarray]:
         calls = np.clip(np.rint(x), 0, 2)
@@ -295,7 +296,10 @@ def nearest_manhattan(queries: np.ndarray, panel: np.ndarray) -> np.ndarray:
     q0, q1, q2 = one_hot(queries)
     p0, p1, p2 = one_hot(panel)
     distance = q0 @ (p1 + 2 * p2).T + q1 @ (p0 + p2).T + q2 @ (2 * p0 + p1).T
-    return distance.min(axis=1)
+    shared = (q0 + q1 + q2) @ (p0 + p1 + p2).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_snp = np.where(shared > 0, distance / shared, np.inf)
+    return per_snp.min(axis=1)
 
 
 def membership_auc(members: np.ndarray, nonmembers: np.ndarray, synthetic: np.ndarray) -> float:
