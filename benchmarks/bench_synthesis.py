@@ -12,6 +12,12 @@ judged by GEMMA 0.98.5 against GEMMA on the real cohort, with the independent to
 Run with ``python -m benchmarks synthesis``. ``GENOSYNTH_BENCH_COHORTS=demo`` limits the cohorts;
 ``GENOSYNTH_BENCH_VARIANTS=blup:random,blup:scale,cv:random`` compares phenotype-model choices
 (``background:restore``; the first is the default model).
+
+``GENOSYNTH_BENCH_PRIVACY=hlc,cfw-sim,demo-seed2`` (default: none) adds the genotype privacy of the mosaic
+family on cohorts the gate once refused or passed only through its noise allowance: GEMMA's HLC (427
+people, ``genosynth import plink``), 500 simulated CFW-like mice on chromosomes 1-3 and the demo cohort of
+seed 2. They run prep, train and generate, then the compare step's privacy metrics and gate on the
+synthetic genotypes (no phenotypes, no GWAS).
 """
 
 from __future__ import annotations
@@ -80,13 +86,80 @@ def synthesise(dataset_url: str, run_url: str, family: str, traits: list[str], s
     return seconds
 
 
+def make_privacy_cohort(name: str, root: str) -> str:
+    """The cohorts of the privacy check (see the module docstring); returns the dataset URL."""
+    import numpy as np
+
+    url = storage.join(root, name)
+    if name == "hlc":
+        from genosynth.formats.plink import import_plink
+
+        for kind in ("bed", "bim", "fam"):
+            with gzip.open(GEMMA_EXAMPLE / f"HLC.{kind}.gz", "rb") as src, \
+                    open(Path(root) / f"HLC.{kind}", "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        import_plink(str(Path(root) / "HLC"), url)
+    elif name == "cfw-sim":
+        from genosynth.datasets.cfw_sim import make_cfw_sim
+        from genosynth.formats.subset import subset_dataset
+
+        full = make_cfw_sim(storage.join(root, "cfw-full"), seed=0, n_individuals=500, n_snps=40_000)
+        keep = full.variants["chr"].astype(str).isin(["1", "2", "3"]).to_numpy()
+        subset_dataset(full, url, np.arange(full.n_samples), keep)
+    elif name.startswith("demo-seed"):
+        from genosynth.datasets.demo import make_demo
+
+        make_demo(url, seed=int(name.removeprefix("demo-seed")))
+    else:
+        raise SystemExit(f"unknown privacy cohort {name!r}: expected hlc, cfw-sim or demo-seedN")
+    return url
+
+
+def privacy_only(dataset_url: str, run_url: str) -> tuple[dict[str, Any], dict[str, Any], Any, float]:
+    """prep, train, generate, then the compare step's privacy metrics and gate on the synthetic genotypes."""
+    import pandas as pd
+
+    from genosynth.compare import gate, privacy
+    from genosynth.compare.genotypes import load_cohort
+    from genosynth.compare.step import MAX_SAMPLES, MAX_SNPS, even_subsample
+    from genosynth.formats.dataset import DatasetWriter
+    from genosynth.run_state import read_generated
+
+    RunConfig(dataset_url=dataset_url, traits=[], model="mosaic", seed=1).save(run_url)
+    started = time.perf_counter()
+    prep_step.run(run_url)
+    batch_plan = BatchPlan.read(run_url)
+    for entry in batch_plan.batches:
+        train_step.run(run_url, entry.batch)
+        generate_step.run(run_url, entry.batch)
+    seconds = time.perf_counter() - started
+    train = Dataset.open(run_layout.url(run_url, run_layout.PREP_TRAIN))
+    holdout = Dataset.open(run_layout.url(run_url, run_layout.PREP_HOLDOUT))
+    plan = storage.read_json(run_layout.url(run_url, run_layout.PREP_PLAN))
+    n = int(plan["n_synthetic"])
+    writer = DatasetWriter(run_layout.url(run_url, run_layout.SYNTHETIC), n_samples=n,
+                           chunk_size=train.chunk_size)
+    for entry in batch_plan.in_genome_order():
+        writer.add(read_generated(run_url, entry.batch))
+    synthetic = writer.commit(pd.DataFrame({"id": [f"syn{i + 1:06d}" for i in range(n)]}), train.variants,
+                              traits=[], covariates=[], column_kinds={}, provenance={"synthetic": True})
+    index = even_subsample(train.n_variants, MAX_SNPS)
+    cohorts = {name: load_cohort(ds, index, name=name, sample_index=even_subsample(ds.n_samples, MAX_SAMPLES))
+               for name, ds in (("train", train), ("holdout", holdout), ("synthetic", synthetic))}
+    pairs = privacy.compute_pairs(cohorts["train"], cohorts["holdout"], cohorts["synthetic"])
+    metrics, _ = privacy.privacy_metrics(cohorts["train"], cohorts["holdout"], cohorts["synthetic"], pairs,
+                                         seed=1)
+    return metrics, plan, gate.evaluate(metrics, gate.DEFAULT_THRESHOLDS), seconds
+
+
 def evaluate(run_url: str, traits: list[str]) -> dict[str, Any]:
-    """GWAS (LMM, LOCO) of the whole real cohort and of ``synthetic/``, then the compare step's metrics.
+    """GWAS (LMM, LOCO) of the whole QC'd real cohort and of ``synthetic/``, then the compare step's metrics.
 
     The synthetic cohort has the real cohort's size, so it is judged against the GWAS of every real
-    individual (as an outside GEMMA check of the export does), not of the training split alone.
+    individual (``prep/cohort``, as the pipeline's gwas-real step and an outside GEMMA check of the export
+    do), not of the training split alone.
     """
-    real = Dataset.open(RunConfig.load(run_url).dataset_url)
+    real = Dataset.open(run_layout.url(run_url, run_layout.PREP_COHORT))
     synthetic = Dataset.open(run_layout.url(run_url, run_layout.SYNTHETIC))
     started = time.perf_counter()
     for dataset, key in ((real, run_layout.GWAS_REAL), (synthetic, run_layout.GWAS_SYNTHETIC)):
@@ -98,6 +171,54 @@ def evaluate(run_url: str, traits: list[str]) -> dict[str, Any]:
     compare_step.run(run_url)
     metrics = storage.read_json(run_layout.url(run_url, run_layout.COMPARE_METRICS))
     return {"gwas_seconds": gwas_seconds, **metrics}
+
+
+def phenotype_leak(run_url: str, traits: list[str]) -> dict[str, dict[str, float]]:
+    """How much the released cohort's phenotypes leak about the training individuals' own phenotypes.
+
+    The fitted effects reach the synthetic phenotypes, much as a published polygenic score would. The
+    attacker's view: a ridge polygenic score (penalty ``m``, i.e. heritability 0.5) fitted on the synthetic
+    cohort alone, applied to the real genomes. Per trait: its correlation with the real phenotype on the
+    training and the held-out individuals, and the AUC of calling an individual a training member the
+    smaller its residual (0.5: no leak beyond what the score predicts for anyone).
+    """
+    import numpy as np
+
+    from genosynth.genetics.ridge import ridge_effects
+    from genosynth.genetics.roc import auc
+
+    synthetic = Dataset.open(run_layout.url(run_url, run_layout.SYNTHETIC))
+    train = Dataset.open(run_layout.url(run_url, run_layout.PREP_TRAIN))
+    holdout = Dataset.open(run_layout.url(run_url, run_layout.PREP_HOLDOUT))
+    x_syn = synthetic.dosages()
+    means = np.nan_to_num(np.nanmean(x_syn, axis=0))
+
+    def centred(x: np.ndarray) -> np.ndarray:
+        out = x - means[None, :]
+        out[np.isnan(out)] = 0.0
+        return out
+
+    x_syn = centred(x_syn)
+    x_train, x_holdout = centred(train.dosages()), centred(holdout.dosages())
+    out = {}
+    for trait in traits:
+        y = synthetic.samples[trait].to_numpy(dtype=np.float64, na_value=np.nan)
+        seen = ~np.isnan(y)
+        penalty = float(x_syn.shape[1])
+        u = np.asarray(ridge_effects(x_syn[seen], y[seen] - y[seen].mean(), penalty)).reshape(-1)
+        real = {}
+        for name, ds, x in (("train", train, x_train), ("holdout", holdout, x_holdout)):
+            values = ds.samples[trait].to_numpy(dtype=np.float64, na_value=np.nan)
+            keep = ~np.isnan(values)
+            real[name] = (values[keep], x[keep].astype(np.float64) @ u)
+        both_y = np.concatenate([real["train"][0], real["holdout"][0]])
+        both_s = np.concatenate([real["train"][1], real["holdout"][1]])
+        slope, intercept = np.polyfit(both_s, both_y, 1)
+        score = {k: -np.abs(v[0] - intercept - slope * v[1]) for k, v in real.items()}
+        out[trait] = {"r_train": float(np.corrcoef(*real["train"])[0, 1]),
+                      "r_holdout": float(np.corrcoef(*real["holdout"])[0, 1]),
+                      "membership_auc": auc(score["train"], score["holdout"])}
+    return out
 
 
 def judge_with_gemma(run_url: str, root: str, n_traits: int) -> tuple[str, float]:
@@ -178,6 +299,11 @@ def main() -> None:
                       + " ".join(f"{v:.3f}" for v in spectrum["synthetic"][:5]), flush=True)
                 print(f"        KING quantiles {king.get('quantiles')} real {king.get('real')} "
                       f"synthetic {king.get('synthetic')}", flush=True)
+                leak = phenotype_leak(run_url, traits)
+                print("        phenotype leak (ridge score fitted on the synthetic cohort; r train / "
+                      "holdout, residual membership AUC): " + "; ".join(
+                          f"{t} {v['r_train']:.2f}/{v['r_holdout']:.2f} {v['membership_auc']:.2f}"
+                          for t, v in leak.items()), flush=True)
                 if cohort == "hs1940":
                     judged, seconds_gemma = judge_with_gemma(run_url, root, len(traits))
                     print(f"        GEMMA (-gk 1, -lmm 1) on the export, {seconds_gemma:.0f} s:", flush=True)
@@ -185,6 +311,20 @@ def main() -> None:
                         print("          " + line, flush=True)
                 storage.write_json(storage.join(root, f"metrics-{cohort}-{background}-{restore}.json"),
                                    json.loads(json.dumps(ev, default=str)))
+        privacy_cohorts = [c for c in os.environ.get("GENOSYNTH_BENCH_PRIVACY", "").split(",") if c]
+        if privacy_cohorts:
+            print("privacy  cohort       n_synth  SNPs    segment  identical  mia    mia-noise  loss    "
+                  "max_king  gate  synth_s", flush=True)
+        for cohort in privacy_cohorts:
+            dataset_url = make_privacy_cohort(cohort, root)
+            m, plan, verdict, seconds = privacy_only(dataset_url, storage.join(root, f"run-privacy-{cohort}"))
+            print(f"privacy  {cohort:11s}  {plan['n_synthetic']:7d}  {m['snps_used']:6d}  "
+                  f"{1 / plan['switch_rate']:7.1f}  {m['identical_genomes']:9d}  {m['membership_auc']:.3f}  "
+                  f"{m['membership_auc_beyond_noise']:9.3f}  {m['privacy_loss']:6.3f}  "
+                  f"{m['max_king_kinship']:8.3f}  {'pass' if verdict.passed else 'FAIL'}  {seconds:7.0f}",
+                  flush=True)
+            if not verdict.passed:
+                print("         " + "; ".join(verdict.failures), flush=True)
 
 
 if __name__ == "__main__":

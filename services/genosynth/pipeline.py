@@ -99,6 +99,7 @@ STEPS: tuple[Step, ...] = (
         description="QC, 80/20 split into training and holdout individuals, SNP batches",
         inputs=(run_layout.CONFIG,),
         outputs=(
+            run_layout.PREP_COHORT,
             run_layout.PREP_TRAIN,
             run_layout.PREP_HOLDOUT,
             run_layout.PREP_QC_LOG,
@@ -149,9 +150,9 @@ STEPS: tuple[Step, ...] = (
     Step(
         name="gwas-real",
         target="genosynth.gwas.step:run_real",
-        description="GWAS of the training individuals",
+        description="GWAS of the whole QC'd real cohort (the synthetic cohort's size)",
         after=("prep",),
-        inputs=(run_layout.PREP_TRAIN,),
+        inputs=(run_layout.PREP_COHORT,),
         outputs=(run_layout.GWAS_REAL,),
         resources=Resources(cpu="2", memory="8Gi"),
     ),

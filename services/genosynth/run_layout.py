@@ -10,6 +10,7 @@ from genosynth.storage import join
 
 CONFIG = "config.json"
 PREP = "prep"
+PREP_COHORT = "prep/cohort"          # the whole QC'd cohort (train + holdout): the real side of the GWAS
 PREP_TRAIN = "prep/train"            # QC'd training split (internal dataset, ~80% of individuals)
 PREP_HOLDOUT = "prep/holdout"        # QC'd held-out split (internal dataset, ~20%), never trained on
 PREP_QC_LOG = "prep/qc.json"         # QC counts per reason

@@ -16,7 +16,7 @@ from genosynth.run_config import RunConfig
 
 def test_steps_write_real_and_synthetic_tables_reproducibly(hs_subset, tmp_path):
     run = str(tmp_path / "run")
-    for key in (run_layout.PREP_TRAIN, run_layout.SYNTHETIC):
+    for key in (run_layout.PREP_COHORT, run_layout.SYNTHETIC):
         shutil.copytree(hs_subset.dataset_url, run_layout.url(run, key))
     RunConfig(dataset_url=hs_subset.dataset_url, traits=["trait1", "trait6"], covariates=["trait4"],
               gwas_model="lmm", loco=True).save(run)

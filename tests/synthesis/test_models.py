@@ -8,7 +8,13 @@ import torch
 
 from genosynth.errors import InputError
 from genosynth.models import families, get_family, load_model
-from genosynth.models.mosaic import donor_path
+from genosynth.models.mosaic import (
+    balanced_donor_path,
+    calibrate_switch_rate,
+    donor_path,
+    family_donors,
+    membership_auc,
+)
 from genosynth.run_state import SnpBatch
 
 BATCH = SnpBatch(batch=0, chr="1", start=30, stop=230, context_start=0, context_stop=260, run_start=0,
@@ -79,3 +85,48 @@ def test_mosaic_restarts_each_chromosome_with_a_fresh_donor():
     b = donor_path(1, individuals, 10, 20, run_start=10, switch_rate=1e-9, n_donors=500)
     assert (a == a[:, :1]).all() and (b == b[:, :1]).all()
     assert (a[:, 0] != b[:, 0]).mean() > 0.9
+
+
+def test_balanced_paths_join_across_batch_and_window_edges_and_spread_over_donors():
+    individuals = np.arange(40)
+    kwargs = {"run_start": 100, "switch_rate": 0.01, "n_donors": 300, "window": 512}
+    whole = balanced_donor_path(9, individuals, 150, 3000, **kwargs)
+    for cut in (151, 611, 612, 613, 1300, 2999):
+        assert np.array_equal(whole[:, : cut - 150], balanced_donor_path(9, individuals, 150, cut, **kwargs))
+        assert np.array_equal(whole[:, cut - 150 :], balanced_donor_path(9, individuals, cut, 3000, **kwargs))
+    assert 0.005 < (np.diff(whole, axis=1) != 0).mean() < 0.02
+    # Without replacement: fewer segments than donors, so no donor gives one genome two segments.
+    for row in whole:
+        segments = row[np.r_[True, row[1:] != row[:-1]]]
+        assert len(np.unique(segments)) == len(segments)
+
+
+def test_family_members_share_segments_and_strangers_do_not():
+    family_of = np.repeat(np.arange(50), 2)  # 50 pairs of sibs
+    donors = family_donors(4, family_of, 0, 4000, run_start=0, switch_rate=0.01, n_donors=500)
+    sibs = (donors[0::2] == donors[1::2]).mean()
+    strangers = (donors[0::2] == np.roll(donors[1::2], 1, axis=0)).mean()
+    assert 0.35 < sibs < 0.65
+    assert strangers < 0.02
+
+
+def test_membership_auc_tells_copies_from_fresh_genomes():
+    rng = np.random.default_rng(2)
+    members, fresh = rng.integers(0, 3, (60, 400)).astype(float), rng.integers(0, 3, (60, 400)).astype(float)
+    assert membership_auc(members, fresh, members + 0.0) == 1.0
+    assert abs(membership_auc(members, fresh, rng.integers(0, 3, (80, 400)).astype(float)) - 0.5) < 0.15
+
+
+def test_the_calibrated_rate_hides_donors_from_the_simulated_attack():
+    # 200 unrelated genomes: long segments would let the attack find donors; the calibration shortens them
+    # until the family sampler's internal membership AUC is back at the leak-free level.
+    rng = np.random.default_rng(5)
+    train = rng.binomial(2, rng.uniform(0.1, 0.9, 1000), size=(200, 1000)).astype(float)
+    first = np.zeros(1000, dtype=bool)
+    first[[0, 500]] = True
+    curve = np.r_[np.linspace(0.5, 0.01, 50), np.full(50, 0.01)]
+    rate, log = calibrate_switch_rate(train, train[:20], np.arange(1000), first, curve,
+                                      family_of=np.arange(250), mutation_rate=0.002, max_ld_loss=0.05, seed=3)
+    assert log["membership_auc_at_ld_rate"] > 0.6
+    assert rate > log["ld_rate"]
+    assert log["membership_auc_internal"] <= 0.53

@@ -1,8 +1,9 @@
 """Does the synthetic cohort reproduce the real GWAS? Hit- and locus-level agreement of two GWAS tables.
 
 Both tables follow the ``genosynth gwas`` contract: one row per (trait, SNP) with columns
-``trait snp chr pos af beta se p``. The real table is the GWAS of ``prep/train``; the synthetic one the GWAS
-of ``synthetic/`` (same SNPs, same traits).
+``trait snp chr pos af beta se p``. The real table is the GWAS of ``prep/cohort`` (every QC'd real
+individual: the synthetic cohort has that size); the synthetic one the GWAS of ``synthetic/`` (same SNPs,
+same traits).
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from genosynth.compare.genotypes import CohortGenotypes
 from genosynth.genetics.relatedness import (
@@ -31,6 +30,7 @@ from genosynth.genetics.relatedness import (
     king_from_counts,
     pair_counts,
 )
+from genosynth.genetics.roc import auc, auc_standard_error
 
 
 @dataclass
@@ -93,26 +93,6 @@ def aats(d_real_synth: np.ndarray, d_real_real: np.ndarray, d_synth_synth: np.nd
     d_tt = nearest(d_real_real, exclude_self=True)
     d_ss = nearest(d_synth_synth, exclude_self=True)
     return float(0.5 * (np.mean(d_ts > d_tt) + np.mean(d_st > d_ss)))
-
-
-def auc(positive: np.ndarray, negative: np.ndarray) -> float:
-    """Area under the ROC curve of scores: P(score of a positive > score of a negative), ties count 1/2."""
-    positive, negative = np.asarray(positive, float), np.asarray(negative, float)
-    if positive.size == 0 or negative.size == 0:
-        return math.nan
-    ranks = stats.rankdata(np.concatenate([positive, negative]))
-    return float((ranks[: positive.size].sum() - positive.size * (positive.size + 1) / 2)
-                 / (positive.size * negative.size))
-
-
-def auc_standard_error(area: float, n_positive: int, n_negative: int) -> float:
-    """Standard error of an AUC estimate (Hanley & McNeil 1982, exponential approximation)."""
-    if not (n_positive and n_negative) or not math.isfinite(area):
-        return math.nan
-    q1, q2 = area / (2 - area), 2 * area**2 / (1 + area)
-    variance = (area * (1 - area) + (n_positive - 1) * (q1 - area**2)
-                + (n_negative - 1) * (q2 - area**2)) / (n_positive * n_negative)
-    return math.sqrt(max(variance, 0.0))
 
 
 def _quantiles(values: np.ndarray, qs: tuple[float, ...] = (0.0, 0.01, 0.05, 0.5, 0.95)) -> dict[str, float]:

@@ -1,4 +1,7 @@
-"""Pipeline steps ``gwas-real`` and ``gwas-synthetic``: GWAS of ``prep/train`` and of ``synthetic/``.
+"""Pipeline steps ``gwas-real`` and ``gwas-synthetic``: GWAS of ``prep/cohort`` and of ``synthetic/``.
+
+The real side is the whole QC'd cohort (training and held-out individuals), not the training split: the
+synthetic cohort has the real cohort's size by default, so both p-value scales are the real study's.
 
 Both use the run config's traits (empty: the dataset's traits), covariates (empty: the dataset's),
 ``gwas_model`` and ``loco``, and write ``gwas/real.parquet`` / ``gwas/synthetic.parquet`` with the log
@@ -30,8 +33,8 @@ def _run(run_url: str, dataset_key: str, output_key: str) -> None:
 
 
 def run_real(run_url: str, batch: int | None = None) -> None:
-    """GWAS of the real training individuals (``prep/train``) -> ``gwas/real.parquet``."""
-    _run(run_url, run_layout.PREP_TRAIN, run_layout.GWAS_REAL)
+    """GWAS of the whole QC'd real cohort (``prep/cohort``) -> ``gwas/real.parquet``."""
+    _run(run_url, run_layout.PREP_COHORT, run_layout.GWAS_REAL)
 
 
 def run_synthetic(run_url: str, batch: int | None = None) -> None:

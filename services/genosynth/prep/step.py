@@ -2,6 +2,8 @@
 
 Outputs under the run URL (the runner writes the step's commit marker afterwards):
 
+- ``prep/cohort``: every QC'd individual (the real side of the GWAS comparison: the synthetic cohort has
+  its size);
 - ``prep/train``, ``prep/holdout``: internal datasets, the same QC'd SNPs, disjoint individuals;
 - ``prep/qc.json``: the QC log (counts per reason) and the split;
 - ``prep/batches.json``: SNP batches and phenotype column groups (see :mod:`genosynth.prep.batching`);
@@ -64,6 +66,7 @@ def run(run_url: str, batch: int | None = None) -> None:
     sample_mask, snp_mask, qc_log = _run_qc(source, dict(config.qc))
     kept = np.flatnonzero(sample_mask)
     train_rows, holdout_rows = split_individuals(len(kept), config.holdout_fraction, config.seed)
+    write_subset(source, run_layout.url(run_url, run_layout.PREP_COHORT), kept, snp_mask)
     train = write_subset(source, run_layout.url(run_url, run_layout.PREP_TRAIN), kept[train_rows], snp_mask)
     holdout = write_subset(source, run_layout.url(run_url, run_layout.PREP_HOLDOUT), kept[holdout_rows],
                            snp_mask)
