@@ -229,8 +229,9 @@ def import_plink(bfile: str, out_url: str, *, pheno: str | None = None,
 
 
 def write_plink_tables(prefix: str, samples: pd.DataFrame, traits: Sequence[str],
-                       variants: pd.DataFrame) -> dict[str, str]:
-    """Write ``PREFIX.fam``, ``PREFIX.bim`` and ``PREFIX.pheno`` (traits with a header) at a local prefix
+                       variants: pd.DataFrame, covariates: Sequence[str] = ()) -> dict[str, str]:
+    """Write ``PREFIX.fam`` (traits as phenotype columns), ``PREFIX.bim`` and ``PREFIX.pheno`` (traits,
+    then ``covariates``, with a header: usable as PLINK 2's ``--pheno`` and ``--covar``) at a local prefix
     or fsspec URL prefix."""
     paths = {ext: f"{prefix}.{ext}" for ext in ("bed", "bim", "fam", "pheno")}
     ids = samples["id"].astype(str).to_numpy()
@@ -247,9 +248,11 @@ def write_plink_tables(prefix: str, samples: pd.DataFrame, traits: Sequence[str]
         chrom = "0" if chrom == "NA" else chrom  # PLINK's code for an unknown chromosome
         bim_lines.append(f"{chrom}\t{rs}\t{cm_text}\t{pos_text}\t{alt}\t{ref}")
     storage.write_bytes(paths["bim"], text_bytes(bim_lines))
-    pheno_lines = [" ".join(["FID", "IID", *traits])]
+    columns = [*traits, *covariates]
+    table = samples[columns].to_numpy(dtype=np.float64) if columns else np.zeros((len(ids), 0))
+    pheno_lines = [" ".join(["FID", "IID", *columns])]
     pheno_lines += [" ".join([iid, iid, *(_pheno_text(v, "NA") for v in row)])
-                    for iid, row in zip(ids, values, strict=True)]
+                    for iid, row in zip(ids, table, strict=True)]
     storage.write_bytes(paths["pheno"], text_bytes(pheno_lines))
     return paths
 
