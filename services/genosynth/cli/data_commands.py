@@ -79,7 +79,8 @@ def datasets_get(
     from genosynth.errors import InputError
 
     if name is not DatasetName.biobank_sim and (samples or snps or plink):
-        raise InputError("datasets get", f"--samples, --snps and --plink apply to biobank-sim only, not {name}")
+        raise InputError("datasets get",
+                         f"--samples, --snps and --plink apply to biobank-sim only, not {name}")
     _check_out(out, force)
     with _report_warnings():
         dataset = get_dataset(name.value, out, seed=seed, samples=samples, snps=snps, plink=plink)

@@ -29,7 +29,8 @@ def get_dataset(name: str, out_url: str, *, seed: int = 0, samples: int | None =
         return make_biobank_sim(out_url, n_samples=samples or 10_000, n_snps=snps or 50_000, seed=seed,
                                 plink=plink)
     if samples is not None or snps is not None or plink is not None:
-        raise InputError("datasets get", f"--samples, --snps and --plink apply to biobank-sim only, not {name}")
+        raise InputError("datasets get",
+                         f"--samples, --snps and --plink apply to biobank-sim only, not {name}")
     return _builder(name)(out_url, seed)
 
 

@@ -138,7 +138,7 @@ def make_biobank_sim(out_url: str, *, n_samples: int = 10_000, n_snps: int = 50_
 
     Identical output for identical arguments.
 
-    >>> make_biobank_sim("data/bb", n_samples=2_000, n_snps=20_000, plink="data/bb-plink/bb")  # doctest: +SKIP
+    >>> make_biobank_sim("data/bb", n_samples=2_000, n_snps=20_000, plink="data/bb")  # doctest: +SKIP
     """
     if n_samples < 50 or n_snps < 22 * 20:
         raise ValueError("biobank-sim needs at least 50 samples and 440 SNPs (20 per chromosome)")
@@ -199,7 +199,8 @@ def make_biobank_sim(out_url: str, *, n_samples: int = 10_000, n_snps: int = 50_
                     "genome_bp": int(sum(lengths.values())), "recombination": {
                         "mean_rate": MEAN_RECOMBINATION_RATE, "window_bp": RATE_WINDOW_BP,
                         "gamma_shape": RATE_GAMMA_SHAPE},
-                    "quant_h2": QUANT_H2, "disease_liability_h2": DISEASE_H2, "causal_fraction": CAUSAL_FRACTION,
+                    "quant_h2": QUANT_H2, "disease_liability_h2": DISEASE_H2,
+                    "causal_fraction": CAUSAL_FRACTION,
                     "prevalence": PREVALENCE},
                 "planted": planted,
             },

@@ -69,7 +69,8 @@ def encode(snp_major: np.ndarray) -> np.ndarray:
     # Padding must read as code 00 (PLINK writes zero bits there).
     padded[:, n:] = 0
     quads = padded.reshape(m, width, 4)
-    return (quads[..., 0] | (quads[..., 1] << 2) | (quads[..., 2] << 4) | (quads[..., 3] << 6)).astype(np.uint8)
+    packed = quads[..., 0] | (quads[..., 1] << 2) | (quads[..., 2] << 4) | (quads[..., 3] << 6)
+    return packed.astype(np.uint8)
 
 
 class BedReader:
@@ -110,9 +111,9 @@ class BedReader:
         if used and len(block):
             padded = int(np.count_nonzero(block[:, -1] & np.uint8((0xFF << (2 * used)) & 0xFF)))
             if padded:
-                raise InputError(self.url, f"padding bits are set in {padded} SNPs of {start}:{stop}: the .bed "
-                                 f"holds more samples than the {self.n_samples} rows of {self.fam} (expected "
-                                 "zero padding after the last sample of each SNP)")
+                raise InputError(self.url, f"padding bits are set in {padded} SNPs of {start}:{stop}: the "
+                                 f".bed holds more samples than the {self.n_samples} rows of {self.fam} "
+                                 "(expected zero padding after the last sample of each SNP)")
         return block
 
     def read(self, start: int, stop: int) -> np.ndarray:
