@@ -15,9 +15,12 @@ because a shared machine stretches wall time):
 6. the projection to 500,000 x 800,000 on Argo (batches, pods, GPU and CPU hours, dollars against
    $1,440), every figure derived from the numbers above by the arithmetic in ``docs/scaling.md``.
 
-``python -m benchmarks scale``. ``GENOSYNTH_SCALE_DIR`` keeps the cohort and the run in that folder
-(reused when already there) instead of a temporary one. About 30-40 minutes on 2 shared cores, most of
-it GWAS; the run stops (and is reported) if its processes pass ``GENOSYNTH_SCALE_MEMORY_LIMIT_MB``.
+``python -m benchmarks scale`` first runs the biobank-sim part (``benchmarks/scale_biobank.py``: the
+scalable GWAS against BOLT-LMM and PLINK 2 on the same files, and the pipeline per step);
+``GENOSYNTH_SCALE_PARTS=biobank`` or ``=cfw`` runs one part only. ``GENOSYNTH_SCALE_DIR`` keeps the
+cohort and the run in that folder (reused when already there) instead of a temporary one. The cfw part
+takes about 30-40 minutes on 2 shared cores, most of it GWAS; the run stops (and is reported) if its
+processes pass ``GENOSYNTH_SCALE_MEMORY_LIMIT_MB``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
+from genosynth.run_state import BatchPlan
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "cfw-sim.yaml"
@@ -189,7 +194,7 @@ def _step_table(run: Path, cohort: Path, summary: dict) -> pd.DataFrame:
 
 def _per_batch(run: Path, scratch: Path) -> pd.DataFrame:
     """Train and generate of the first, middle and last batch, each in a fresh process."""
-    batches = json.loads((run / "prep" / "batches.json").read_text())["batches"]
+    batches = BatchPlan.read(str(run)).batches
     picks = sorted({0, len(batches) // 2, len(batches) - 1})
     # A scratch run that shares the committed config and prep outputs, so nothing of the run is rewritten.
     scratch.mkdir(parents=True, exist_ok=True)
@@ -205,8 +210,8 @@ def _per_batch(run: Path, scratch: Path) -> pd.DataFrame:
                 f"import genosynth.{step}.step as s; s.run({str(scratch)!r}, {batch})"
             ), env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                     "GENOSYNTH_DEVICE": "cpu"})
-            rows.append({"step": step, "batch": batch, "snps": entry["stop"] - entry["start"],
-                         "context_snps": entry["context_stop"] - entry["context_start"], **m})
+            rows.append({"step": step, "batch": batch, "snps": entry.stop - entry.start,
+                         "context_snps": entry.context_stop - entry.context_start, **m})
     baseline = measure(_python("import torch, genosynth.train.step, genosynth.generate.step"))
     for row in rows:
         row["above_import_mb"] = row["peak_rss_mb"] - baseline["peak_rss_mb"]
@@ -251,10 +256,10 @@ def _autoregressive(run: Path, rows: list[dict]) -> dict[str, float]:
     from genosynth.formats.dataset import Dataset
     from genosynth.models.autoregressive import AutoregressiveModel
 
-    batches = json.loads((run / "prep" / "batches.json").read_text())["batches"]
+    batches = BatchPlan.read(str(run)).batches
     entry = batches[0]
     train = Dataset.open(str(run / "prep" / "train"))
-    dosages = train.dosages(entry["context_start"], entry["context_stop"])
+    dosages = train.dosages(entry.context_start, entry.context_stop)
     torch.set_num_threads(2)
     cpu0, started = time.process_time(), time.perf_counter()
     model = AutoregressiveModel.fit(dosages, batch=entry, plan={}, seed=0, options={},
@@ -263,7 +268,7 @@ def _autoregressive(run: Path, rows: list[dict]) -> dict[str, float]:
     cpu1, started = time.process_time(), time.perf_counter()
     model.sample(train.n_samples, batch=entry, plan={}, seed=0, device=torch.device("cpu"))
     sample_wall, sample_cpu = time.perf_counter() - started, time.process_time() - cpu1
-    snps = entry["stop"] - entry["context_start"]
+    snps = entry.stop - entry.context_start
     rows.append({"what": f"autoregressive fit, batch 0 ({train.n_samples} x {snps}), device=cpu, 2 threads",
                  "wall_s": wall, "cpu_s": cpu})
     rows.append({"what": f"autoregressive sample, batch 0 ({train.n_samples} x {snps}), device=cpu",
@@ -371,6 +376,15 @@ def main() -> None:
     holder = None if keep else tempfile.TemporaryDirectory(prefix="bench_scale_")
     folder = Path(keep or holder.name)  # type: ignore[union-attr]
     folder.mkdir(parents=True, exist_ok=True)
+    parts = os.environ.get("GENOSYNTH_SCALE_PARTS", "biobank,cfw").split(",")
+    if "biobank" in parts:
+        from benchmarks import scale_biobank
+
+        scale_biobank.main(folder, measure)
+    if "cfw" not in parts:
+        if holder is not None:
+            holder.cleanup()
+        return
     rows: list[dict] = []
     try:
         cohort = _cohort(folder, rows)
