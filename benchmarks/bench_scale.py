@@ -15,9 +15,12 @@ because a shared machine stretches wall time):
 6. the projection to 500,000 x 800,000 on Argo (batches, pods, GPU and CPU hours, dollars against
    $1,440), every figure derived from the numbers above by the arithmetic in ``docs/scaling.md``.
 
-``python -m benchmarks scale``. ``GENOSYNTH_SCALE_DIR`` keeps the cohort and the run in that folder
-(reused when already there) instead of a temporary one. About 30-40 minutes on 2 shared cores, most of
-it GWAS; the run stops (and is reported) if its processes pass ``GENOSYNTH_SCALE_MEMORY_LIMIT_MB``.
+``python -m benchmarks scale`` first runs the biobank-sim part (``benchmarks/scale_biobank.py``: the
+scalable GWAS against BOLT-LMM and PLINK 2 on the same files, and the pipeline per step);
+``GENOSYNTH_SCALE_PARTS=biobank`` or ``=cfw`` runs one part only. ``GENOSYNTH_SCALE_DIR`` keeps the
+cohort and the run in that folder (reused when already there) instead of a temporary one. The cfw part
+takes about 30-40 minutes on 2 shared cores, most of it GWAS; the run stops (and is reported) if its
+processes pass ``GENOSYNTH_SCALE_MEMORY_LIMIT_MB``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
+from genosynth.run_state import BatchPlan
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "cfw-sim.yaml"
@@ -189,8 +194,6 @@ def _step_table(run: Path, cohort: Path, summary: dict) -> pd.DataFrame:
 
 def _per_batch(run: Path, scratch: Path) -> pd.DataFrame:
     """Train and generate of the first, middle and last batch, each in a fresh process."""
-    from genosynth.run_state import BatchPlan
-
     batches = BatchPlan.read(str(run)).batches
     picks = sorted({0, len(batches) // 2, len(batches) - 1})
     # A scratch run that shares the committed config and prep outputs, so nothing of the run is rewritten.
@@ -374,6 +377,15 @@ def main() -> None:
     holder = None if keep else tempfile.TemporaryDirectory(prefix="bench_scale_")
     folder = Path(keep or holder.name)  # type: ignore[union-attr]
     folder.mkdir(parents=True, exist_ok=True)
+    parts = os.environ.get("GENOSYNTH_SCALE_PARTS", "biobank,cfw").split(",")
+    if "biobank" in parts:
+        from benchmarks import scale_biobank
+
+        scale_biobank.main(folder, measure)
+    if "cfw" not in parts:
+        if holder is not None:
+            holder.cleanup()
+        return
     rows: list[dict] = []
     try:
         cohort = _cohort(folder, rows)

@@ -46,7 +46,7 @@ class RunConfig(BaseModel):
     model: str = "mosaic"
     batch_snps: int = Field(2000, gt=0)
     holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    gwas_model: Literal["lmm", "lm"] = "lmm"
+    gwas_model: Literal["lmm", "lm", "wgr", "auto"] = "lmm"  # auto: gwas/models.py
     loco: bool = True
     qc: dict[str, Any] = Field(default_factory=dict)
     model_options: dict[str, Any] = Field(default_factory=dict)

@@ -19,7 +19,8 @@ import typer
 if TYPE_CHECKING:
     from genosynth.formats.dataset import Dataset
 
-datasets_app = typer.Typer(help="Ready-made cohorts (demo, hs1940, cfw-sim).", no_args_is_help=True)
+datasets_app = typer.Typer(help="Ready-made cohorts (demo, hs1940, cfw-sim, biobank-sim).",
+                           no_args_is_help=True)
 import_app = typer.Typer(help="Import PLINK 1, BIMBAM or CFW files into an internal dataset.",
                          no_args_is_help=True)
 
@@ -28,6 +29,7 @@ class DatasetName(StrEnum):
     demo = "demo"
     hs1940 = "hs1940"
     cfw_sim = "cfw-sim"
+    biobank_sim = "biobank-sim"
 
 
 class ExportFormat(StrEnum):
@@ -64,18 +66,27 @@ def _summary(dataset: Dataset) -> None:
 
 @datasets_app.command("get")
 def datasets_get(
-    name: DatasetName = typer.Argument(..., help="demo | hs1940 | cfw-sim"),
+    name: DatasetName = typer.Argument(..., help="demo | hs1940 | cfw-sim | biobank-sim"),
     out: str = typer.Option(..., "--out", help="Dataset URL to write (local path or fsspec URL)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the simulated cohorts."),
+    samples: int = typer.Option(None, "--samples", min=50, help="biobank-sim: people (default 10,000)."),
+    snps: int = typer.Option(None, "--snps", min=440, help="biobank-sim: SNPs (default 50,000)."),
+    plink: str = typer.Option(None, "--plink", help="biobank-sim: also write PLINK 1 files at this prefix."),
     force: bool = _force_option(),
 ) -> None:
     """Fetch or simulate a ready-made cohort into an internal dataset."""
     from genosynth.datasets import get_dataset
+    from genosynth.errors import InputError
 
+    if name is not DatasetName.biobank_sim and (samples or snps or plink):
+        raise InputError("datasets get",
+                         f"--samples, --snps and --plink apply to biobank-sim only, not {name}")
     _check_out(out, force)
     with _report_warnings():
-        dataset = get_dataset(name.value, out, seed=seed)
+        dataset = get_dataset(name.value, out, seed=seed, samples=samples, snps=snps, plink=plink)
     _summary(dataset)
+    if plink:
+        typer.echo(f"wrote {plink}.bed, {plink}.bim, {plink}.fam, {plink}.pheno")
 
 
 @import_app.command("bimbam")

@@ -1,4 +1,7 @@
-"""PLINK 1 binary files (``.bed``/``.bim``/``.fam``) through bed-reader.
+"""PLINK 1 binary files (``.bed``/``.bim``/``.fam``) at a local prefix or any fsspec URL prefix.
+
+- The ``.bed`` is read and written SNP block by SNP block (:mod:`genosynth.formats.bed`), so import and
+  export hold one block, never the whole genotype matrix, and work on ``gs://`` as on local paths.
 
 - Dosage = count of allele A1 (the ``.bim``'s 5th column, PLINK's and GEMMA's convention): genosynth
   stores ``alt = A1``, ``ref = A2``.
@@ -15,14 +18,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from genosynth import storage
 from genosynth.errors import InputError
-from genosynth.formats.cohort import ParsedCohort, write_cohort
-from genosynth.formats.dataset import Dataset
+from genosynth.formats.bed import MISSING, BedReader, BedWriter
+from genosynth.formats.cohort import ParsedCohort
+from genosynth.formats.dataset import DEFAULT_CHUNK_SIZE, Dataset, DatasetWriter
 from genosynth.formats.text_tables import (
     align_samples,
     check_column_count,
@@ -30,9 +36,11 @@ from genosynth.formats.text_tables import (
     local_path,
     open_lines,
     parse_numbers,
+    staged_output,
+    text_bytes,
 )
 
-BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
+BLOCK_SNPS = 4096  # SNPs per streamed .bed block: 4096 x ceil(n / 4) bytes
 
 
 def read_fam(path: str) -> tuple[list[str], pd.DataFrame]:
@@ -127,112 +135,142 @@ def read_pheno_file(path: str) -> tuple[list[str], pd.DataFrame]:
 
 
 def check_bed(path: str, n_samples: int, n_snps: int, *, fam: str = ".fam") -> None:
-    """Check a SNP-major ``.bed`` against the ``.fam``/``.bim`` counts.
+    """Check a SNP-major ``.bed`` (local path or fsspec URL) against the ``.fam``/``.bim`` counts.
 
     Magic bytes; exact size ``3 + m * ceil(n / 4)``; and, when ``n`` is not a multiple of 4, the padding
     bits of each SNP's last byte, which PLINK writes as zeros: set padding means the ``.bed`` holds more
-    samples than the ``.fam`` lists (genotypes would be paired with the wrong people).
+    samples than the ``.fam`` lists (genotypes would be paired with the wrong people). Read SNP block by
+    SNP block, so memory is one block's.
     """
-    if not os.path.exists(path):
-        raise InputError(path, "file not found")
-    expected = 3 + n_snps * ((n_samples + 3) // 4)
-    found = os.path.getsize(path)
-    with open(path, "rb") as handle:
-        magic = handle.read(3)
-    if magic != BED_MAGIC:
-        raise InputError(path, f"not a SNP-major PLINK 1 .bed (expected magic bytes 6c 1b 01, found "
-                         f"{magic.hex(' ') or 'nothing'})")
-    if found != expected:
-        state = "truncated" if found < expected else "too long"
-        raise InputError(path, f"{state}: expected {expected} bytes for {n_samples} samples x {n_snps} SNPs, "
-                         f"found {found}")
-    used = n_samples % 4
-    if used and n_snps:
-        width = (n_samples + 3) // 4
-        last = np.memmap(path, dtype=np.uint8, mode="r", offset=3, shape=(n_snps, width))[:, -1]
-        padded = int(np.count_nonzero(last & np.uint8((0xFF << (2 * used)) & 0xFF)))
-        if padded:
-            raise InputError(path, f"padding bits are set in {padded} of {n_snps} SNPs: the .bed holds more "
-                             f"samples than the {n_samples} rows of {fam} (expected zero padding after the "
-                             "last sample of each SNP)")
+    with BedReader(path, n_samples, n_snps, fam=fam) as reader:
+        for start in range(0, n_snps, BLOCK_SNPS):
+            reader.records(start, min(start + BLOCK_SNPS, n_snps))
 
 
-def parse_plink(bfile: str, pheno: str | None = None) -> ParsedCohort:
-    """Parse and validate a PLINK 1 fileset (and optional phenotype file); nothing is written."""
-    from bed_reader import open_bed
+@dataclass
+class PlinkInput:
+    """A validated PLINK fileset: samples (after ``--pheno`` alignment), variants, and which ``.bed``
+    columns (samples) to keep, in order."""
 
-    bfile = local_path(bfile)
+    bed: str
+    fam: str
+    n_fam: int
+    samples: pd.DataFrame
+    variants: pd.DataFrame
+    traits: list[str]
+    keep: np.ndarray | None
+    provenance: dict
+
+
+def parse_plink_input(bfile: str, pheno: str | None = None) -> PlinkInput:
+    """Parse and validate a PLINK 1 fileset at a local prefix or fsspec URL prefix; nothing is written.
+
+    The ``.bed`` is checked in full (magic, size, padding) block by block, without holding it.
+    """
     bed, bim, fam = (f"{bfile}.{ext}" for ext in ("bed", "bim", "fam"))
     iids, fam_traits = read_fam(fam)
     variants = read_bim(bim)
     check_bed(bed, len(iids), len(variants), fam=fam)
-    with open_bed(bed, iid_count=len(iids), sid_count=len(variants), count_A1=True, num_threads=2) as reader:
-        # bed-reader returns (n, m); keep SNP-major rows as a transposed view (no copy).
-        calls = reader.read(dtype="int8", order="C", num_threads=2)
     samples = pd.concat([pd.DataFrame({"id": iids}), fam_traits], axis=1)
-    cohort = ParsedCohort(
-        samples=samples, variants=variants, snp_major=calls.T, traits=list(fam_traits.columns),
-        provenance={"format": "plink", "files": {"bfile": os.path.basename(bfile)},
-                    "allele_coding": "dosage counts alt = PLINK A1 (.bim column 5)",
-                    "snps_without_position": int(variants["pos"].isna().sum())},
-    )
+    provenance = {"format": "plink", "files": {"bfile": bfile.rstrip("/").rsplit("/", 1)[-1]},
+                  "allele_coding": "dosage counts alt = PLINK A1 (.bim column 5)",
+                  "snps_without_position": int(variants["pos"].isna().sum())}
+    parsed = PlinkInput(bed=bed, fam=fam, n_fam=len(iids), samples=samples, variants=variants,
+                        traits=list(fam_traits.columns), keep=None, provenance=provenance)
     if pheno is None:
-        return cohort
+        return parsed
     pheno_ids, pheno_values = read_pheno_file(pheno)
     alignment = align_samples(iids, pheno_ids, genotype_source=fam, phenotype_source=pheno)
-    kept = cohort.take_samples(alignment.genotype_index)
-    kept.samples = pd.concat([
+    parsed.keep = np.asarray(alignment.genotype_index)
+    parsed.samples = pd.concat([
         pd.DataFrame({"id": [iids[i] for i in alignment.genotype_index]}),
         pheno_values.iloc[alignment.phenotype_index].reset_index(drop=True),
     ], axis=1)
-    kept.traits = list(pheno_values.columns)
-    kept.provenance = {**cohort.provenance, "pheno": os.path.basename(pheno),
-                       "sample_alignment": alignment.summary()}
-    return kept
+    parsed.traits = list(pheno_values.columns)
+    parsed.provenance = {**provenance, "pheno": pheno.rstrip("/").rsplit("/", 1)[-1],
+                         "sample_alignment": alignment.summary()}
+    return parsed
 
 
-def import_plink(bfile: str, out_url: str, *, pheno: str | None = None) -> Dataset:
-    """Import ``PREFIX.{bed,bim,fam}`` (and an optional phenotype file) into a dataset at ``out_url``."""
-    return write_cohort(parse_plink(bfile, pheno), out_url)
+def iter_plink_dosages(parsed: PlinkInput, block: int = BLOCK_SNPS) -> Iterator[np.ndarray]:
+    """Dosage blocks ``(n_kept, k)`` float32 (NaN missing) of a parsed fileset, in SNP order."""
+    with BedReader(parsed.bed, parsed.n_fam, len(parsed.variants), fam=parsed.fam) as reader:
+        for _, calls in reader.blocks(block):
+            if parsed.keep is not None:
+                calls = calls[:, parsed.keep]
+            dosages = calls.T.astype(np.float32)
+            dosages[calls.T == MISSING] = np.nan
+            yield dosages
 
 
-def export_plink(dataset: Dataset, prefix: str, *, batch_size: int = 4096) -> dict[str, str]:
+def parse_plink(bfile: str, pheno: str | None = None) -> ParsedCohort:
+    """Parse a PLINK 1 fileset into memory (small cohorts; :func:`import_plink` streams instead)."""
+    parsed = parse_plink_input(bfile, pheno)
+    blocks = list(iter_plink_dosages(parsed))
+    snp_major = np.concatenate(blocks, axis=1).T if blocks else np.zeros((0, len(parsed.samples)), np.float32)
+    return ParsedCohort(samples=parsed.samples, variants=parsed.variants, snp_major=snp_major,
+                        traits=parsed.traits, provenance=parsed.provenance)
+
+
+def import_plink(bfile: str, out_url: str, *, pheno: str | None = None,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE) -> Dataset:
+    """Import ``PREFIX.{bed,bim,fam}`` (and an optional phenotype file) into a dataset at ``out_url``.
+
+    ``bfile`` is a local prefix or an fsspec URL prefix (``gs://bucket/cohort``); the ``.bed`` is validated,
+    then streamed into the dataset SNP block by SNP block (memory flat in the number of SNPs).
+    """
+    parsed = parse_plink_input(bfile, pheno)
+    with staged_output(out_url):
+        writer = DatasetWriter(out_url, n_samples=len(parsed.samples), chunk_size=chunk_size)
+        for dosages in iter_plink_dosages(parsed):
+            writer.add(dosages)
+        return writer.commit(parsed.samples, parsed.variants, traits=parsed.traits,
+                             provenance=parsed.provenance)
+
+
+def write_plink_tables(prefix: str, samples: pd.DataFrame, traits: Sequence[str],
+                       variants: pd.DataFrame, covariates: Sequence[str] = ()) -> dict[str, str]:
+    """Write ``PREFIX.fam`` (traits as phenotype columns), ``PREFIX.bim`` and ``PREFIX.pheno`` (traits,
+    then ``covariates``, with a header: usable as PLINK 2's ``--pheno`` and ``--covar``) at a local prefix
+    or fsspec URL prefix."""
+    paths = {ext: f"{prefix}.{ext}" for ext in ("bed", "bim", "fam", "pheno")}
+    ids = samples["id"].astype(str).to_numpy()
+    values = samples[list(traits)].to_numpy(dtype=np.float64) if traits else np.zeros((len(ids), 0))
+    fam_lines = [f"{iid} {iid} 0 0 0 " + (" ".join(_pheno_text(v, "-9") for v in row) if row.size else "-9")
+                 for iid, row in zip(ids, values, strict=True)]
+    storage.write_bytes(paths["fam"], text_bytes(fam_lines))
+    cms = variants["cm"] if "cm" in variants else pd.Series(np.zeros(len(variants)))
+    bim_lines = []
+    for rs, chrom, pos, cm, alt, ref in zip(variants["id"], variants["chr"], variants["pos"], cms,
+                                            variants["alt"], variants["ref"], strict=True):
+        cm_text = "0" if pd.isna(cm) else repr(float(cm))
+        pos_text = "-9" if pd.isna(pos) else str(int(pos))
+        chrom = "0" if chrom == "NA" else chrom  # PLINK's code for an unknown chromosome
+        bim_lines.append(f"{chrom}\t{rs}\t{cm_text}\t{pos_text}\t{alt}\t{ref}")
+    storage.write_bytes(paths["bim"], text_bytes(bim_lines))
+    columns = [*traits, *covariates]
+    table = samples[columns].to_numpy(dtype=np.float64) if columns else np.zeros((len(ids), 0))
+    pheno_lines = [" ".join(["FID", "IID", *columns])]
+    pheno_lines += [" ".join([iid, iid, *(_pheno_text(v, "NA") for v in row)])
+                    for iid, row in zip(ids, table, strict=True)]
+    storage.write_bytes(paths["pheno"], text_bytes(pheno_lines))
+    return paths
+
+
+def export_plink(dataset: Dataset, prefix: str, *, batch_size: int = BLOCK_SNPS) -> dict[str, str]:
     """Write ``PREFIX.bed/.bim/.fam`` (hard calls) and ``PREFIX.pheno`` (traits with a header).
 
+    ``prefix`` is a local prefix or an fsspec URL prefix; the ``.bed`` is written SNP block by SNP block.
     Non-integer dosages are rounded to the nearest call: PLINK 1 holds hard calls only.
     """
-    from bed_reader import create_bed
-
     prefix = local_path(prefix)
-    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    paths = {ext: f"{prefix}.{ext}" for ext in ("bed", "bim", "fam", "pheno")}
-    variants = dataset.variants
-    with create_bed(paths["bed"], iid_count=dataset.n_samples, sid_count=dataset.n_variants,
-                    count_A1=True) as writer:
+    fs, inner = storage.filesystem(prefix)
+    if storage.is_local(fs):
+        os.makedirs(os.path.dirname(os.path.abspath(inner)), exist_ok=True)
+    with BedWriter(f"{prefix}.bed", dataset.n_samples) as writer:
         for _, block in dataset.iter_dosages(batch_size):
-            calls = np.rint(block)
-            for j in range(calls.shape[1]):
-                writer.write(calls[:, j])
-    # bed-reader wrote placeholder .fam/.bim; replace them with ours (all traits, alleles, positions).
-    ids = dataset.sample_ids
-    traits = dataset.samples[dataset.traits].to_numpy(dtype=np.float64)
-    with open(paths["fam"], "w", encoding="utf-8") as handle:
-        for iid, row in zip(ids, traits, strict=True):
-            values = " ".join(_pheno_text(v, "-9") for v in row) if row.size else "-9"
-            handle.write(f"{iid} {iid} 0 0 0 {values}\n")
-    cms = variants["cm"] if "cm" in variants else pd.Series(np.zeros(len(variants)))
-    with open(paths["bim"], "w", encoding="utf-8") as handle:
-        for rs, chrom, pos, cm, alt, ref in zip(variants["id"], variants["chr"], variants["pos"], cms,
-                                                variants["alt"], variants["ref"], strict=True):
-            cm_text = "0" if pd.isna(cm) else repr(float(cm))
-            pos_text = "-9" if pd.isna(pos) else str(int(pos))
-            chrom = "0" if chrom == "NA" else chrom  # PLINK's code for an unknown chromosome
-            handle.write(f"{chrom}\t{rs}\t{cm_text}\t{pos_text}\t{alt}\t{ref}\n")
-    with open(paths["pheno"], "w", encoding="utf-8") as handle:
-        handle.write(" ".join(["FID", "IID", *dataset.traits]) + "\n")
-        for iid, row in zip(ids, traits, strict=True):
-            handle.write(" ".join([iid, iid, *(_pheno_text(v, "NA") for v in row)]) + "\n")
-    return paths
+            writer.add(block.T)
+    return write_plink_tables(prefix, dataset.samples, dataset.traits, dataset.variants)
 
 
 def _pheno_text(value: float, missing: str) -> str:
