@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from genosynth.formats.dataset import write_dataset
-from genosynth.phenotypes.model import centred_float32, fit_phenotype_model, sample_phenotypes
+from genosynth.phenotypes.model import fit_phenotype_model, sample_phenotypes
 
 N, M, N_SYNTH = 400, 300, 600
 QTL_SNP, QTL_EFFECT = 40, 0.8
@@ -39,13 +39,6 @@ def cohort(tmp_path_factory):
     blocks = ((lo, x_syn[:, lo : lo + 64]) for lo in range(0, M, 64))
     synthetic = sample_phenotypes(model, blocks, n=N_SYNTH, seed=9, ids=[f"syn{i}" for i in range(N_SYNTH)])
     return model, samples, synthetic, x_syn
-
-
-def test_centring_puts_missing_calls_at_the_mean():
-    dosages = np.array([[0.0, np.nan], [2.0, 1.0]], dtype=np.float32)
-    out = centred_float32(dosages, np.array([1.0, 0.5]))
-    assert out.dtype == np.float32
-    assert np.array_equal(out, np.array([[-1.0, 0.0], [1.0, 0.5]], dtype=np.float32))
 
 
 @pytest.mark.parametrize("key, value", [("background", "lasso"), ("restore", "none")])

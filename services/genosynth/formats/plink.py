@@ -36,11 +36,14 @@ from genosynth.formats.text_tables import (
     local_path,
     open_lines,
     parse_numbers,
-    staged_output,
-    text_bytes,
 )
 
 BLOCK_SNPS = 4096  # SNPs per streamed .bed block: 4096 x ceil(n / 4) bytes
+
+
+def _text_bytes(lines: list[str]) -> bytes:
+    """Lines joined by newlines, with a final newline, as UTF-8 (the .fam, .bim and phenotype files)."""
+    return "".join(f"{line}\n" for line in lines).encode("utf-8")
 
 
 def read_fam(path: str) -> tuple[list[str], pd.DataFrame]:
@@ -220,7 +223,7 @@ def import_plink(bfile: str, out_url: str, *, pheno: str | None = None,
     then streamed into the dataset SNP block by SNP block (memory flat in the number of SNPs).
     """
     parsed = parse_plink_input(bfile, pheno)
-    with staged_output(out_url):
+    with storage.staged_output(out_url):
         writer = DatasetWriter(out_url, n_samples=len(parsed.samples), chunk_size=chunk_size)
         for dosages in iter_plink_dosages(parsed):
             writer.add(dosages)
@@ -238,7 +241,7 @@ def write_plink_tables(prefix: str, samples: pd.DataFrame, traits: Sequence[str]
     values = samples[list(traits)].to_numpy(dtype=np.float64) if traits else np.zeros((len(ids), 0))
     fam_lines = [f"{iid} {iid} 0 0 0 " + (" ".join(_pheno_text(v, "-9") for v in row) if row.size else "-9")
                  for iid, row in zip(ids, values, strict=True)]
-    storage.write_bytes(paths["fam"], text_bytes(fam_lines))
+    storage.write_bytes(paths["fam"], _text_bytes(fam_lines))
     cms = variants["cm"] if "cm" in variants else pd.Series(np.zeros(len(variants)))
     bim_lines = []
     for rs, chrom, pos, cm, alt, ref in zip(variants["id"], variants["chr"], variants["pos"], cms,
@@ -247,13 +250,13 @@ def write_plink_tables(prefix: str, samples: pd.DataFrame, traits: Sequence[str]
         pos_text = "-9" if pd.isna(pos) else str(int(pos))
         chrom = "0" if chrom == "NA" else chrom  # PLINK's code for an unknown chromosome
         bim_lines.append(f"{chrom}\t{rs}\t{cm_text}\t{pos_text}\t{alt}\t{ref}")
-    storage.write_bytes(paths["bim"], text_bytes(bim_lines))
+    storage.write_bytes(paths["bim"], _text_bytes(bim_lines))
     columns = [*traits, *covariates]
     table = samples[columns].to_numpy(dtype=np.float64) if columns else np.zeros((len(ids), 0))
     pheno_lines = [" ".join(["FID", "IID", *columns])]
     pheno_lines += [" ".join([iid, iid, *(_pheno_text(v, "NA") for v in row)])
                     for iid, row in zip(ids, table, strict=True)]
-    storage.write_bytes(paths["pheno"], text_bytes(pheno_lines))
+    storage.write_bytes(paths["pheno"], _text_bytes(pheno_lines))
     return paths
 
 
