@@ -111,9 +111,10 @@ class BedReader:
         if used and len(block):
             padded = int(np.count_nonzero(block[:, -1] & np.uint8((0xFF << (2 * used)) & 0xFF)))
             if padded:
-                raise InputError(self.url, f"padding bits are set in {padded} SNPs of {start}:{stop}: the "
-                                 f".bed holds more samples than the {self.n_samples} rows of {self.fam} "
-                                 "(expected zero padding after the last sample of each SNP)")
+                raise InputError(self.url, f"padding bits are set in {padded} of {stop - start} SNPs (SNPs "
+                                 f"{start + 1} to {stop} of {self.n_snps}): the .bed holds more samples than "
+                                 f"the {self.n_samples} rows of {self.fam} (expected zero padding after the "
+                                 "last sample of each SNP)")
         return block
 
     def read(self, start: int, stop: int) -> np.ndarray:

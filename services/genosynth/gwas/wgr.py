@@ -205,7 +205,7 @@ def run_wgr(dataset: Dataset | str, traits: Sequence[str], covariates: Sequence[
             continue
         ci = chromosomes.index(c)
         index = np.arange(start, stop)[passed]
-        x = snp_filters.mean_impute(ds.dosages(start, stop)[analysed][:, passed], block_stats.af[passed])
+        x = mean_impute(ds.dosages(start, stop)[analysed][:, passed], 2.0 * block_stats.af[passed])
         quantitative = np.flatnonzero(~binary)
         if quantitative.size:
             adjusted = step1.adjusted(c)[:, quantitative]
