@@ -24,7 +24,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import fsspec
 import tenacity
@@ -162,11 +162,47 @@ def create(url: str, data: bytes) -> bool:
     return True
 
 
-def _write_local(path: str, data: bytes, *, exclusive: bool) -> bool:
+def _local_temp(path: str) -> str:
+    """A fresh hidden temporary path beside ``path`` (its folder created)."""
     parent, _, name = path.rpartition("/")
     if parent:
         os.makedirs(parent, exist_ok=True)
-    temp = f"{parent}/.{name}{TEMP_TAG}{uuid.uuid4().hex[:12]}" if parent else f".{name}{TEMP_TAG}x"
+    return f"{parent}/.{name}{TEMP_TAG}{uuid.uuid4().hex[:12]}" if parent else f".{name}{TEMP_TAG}x"
+
+
+@contextlib.contextmanager
+def open_output(url: str) -> Iterator[IO[bytes]]:
+    """Stream one object to ``url``, published whole when the block ends and not at all when it raises
+    (locally: a temporary file renamed onto the key; object stores: the upload is discarded)."""
+    fs, path = filesystem(url)
+    if is_local(fs):
+        temp = _local_temp(path)
+        try:
+            with open(temp, "wb") as handle:
+                yield handle
+            os.replace(temp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temp)
+        return
+    existed = fs.exists(path)
+    handle = fs.open(path, "wb")
+    try:
+        yield handle
+    except BaseException:
+        discard = getattr(handle, "discard", None)
+        if discard is not None:
+            discard()
+        # A filesystem that publishes at open (fsspec's memory://) leaves the partial object: remove it
+        # unless an object was there before.
+        if not existed and fs.exists(path):
+            fs.rm(path)
+        raise
+    handle.close()
+
+
+def _write_local(path: str, data: bytes, *, exclusive: bool) -> bool:
+    temp = _local_temp(path)
     try:
         with open(temp, "wb") as handle:
             handle.write(data)

@@ -134,3 +134,23 @@ def test_no_sample_overlap_is_an_error(tmp_path):
     with pytest.raises(InputError, match="no sample ID in common"):
         import_cfw(geno, map_file, pheno, str(tmp_path / "ds"))
     assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_a_bed_write_that_fails_part_way_publishes_nothing(tmp_path, where):
+    from genosynth import storage
+    from genosynth.formats.bed import BedReader, BedWriter
+
+    url = str(tmp_path / "torn.bed") if where == "local" else f"memory://torn-{tmp_path.name}/torn.bed"
+    calls = np.array([[0, 1, 2, -1, 2], [2, 2, 1, 0, 0]], dtype=np.int8)
+    with pytest.raises(RuntimeError, match="storage lost"), BedWriter(url, n_samples=5) as writer:
+        writer.add(calls)
+        raise RuntimeError("storage lost")
+    assert not storage.exists(url)
+    if where == "local":
+        assert os.listdir(tmp_path) == []  # no temporary file left beside it either
+
+    with BedWriter(url, n_samples=5) as writer:
+        writer.add(calls)
+    with BedReader(url, 5, 2) as reader:
+        assert np.array_equal(reader.read(0, 2), calls)

@@ -10,15 +10,16 @@ import pytest
 
 @pytest.fixture(scope="session")
 def gemma_bin() -> str:
-    path = shutil.which("gemma")
-    if path is None:
-        pytest.fail("GEMMA not installed: apt-get install gemma")
-    return path
+    return _installed("gemma", "GEMMA", "gemma")
 
 
 @pytest.fixture(scope="session")
 def plink2_bin() -> str:
-    path = shutil.which("plink2")
+    return _installed("plink2", "PLINK 2", "plink2")
+
+
+def _installed(command: str, name: str, package: str) -> str:
+    path = shutil.which(command)
     if path is None:
-        pytest.fail("PLINK 2 not installed: apt-get install plink2")
+        pytest.fail(f"{name} not installed: apt-get install {package}")
     return path

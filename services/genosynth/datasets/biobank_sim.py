@@ -27,6 +27,7 @@ files) are written chromosome by chromosome.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import msprime
@@ -155,8 +156,8 @@ def make_biobank_sim(out_url: str, *, n_samples: int = 10_000, n_snps: int = 50_
     variant_frames = []
     with storage.staged_output(out_url):
         writer = DatasetWriter(out_url, n_samples=n_samples)
-        bed = BedWriter(f"{plink}.bed", n_samples) if plink else None
-        try:
+        with contextlib.ExitStack() as stack:
+            bed = stack.enter_context(BedWriter(f"{plink}.bed", n_samples)) if plink else None
             for chrom in chromosomes:
                 sim = simulate_human_chromosome(n_samples, lengths[chrom], counts[chrom], chrom_seeds[chrom])
                 chrom_rng = np.random.default_rng([seed, 14, int(chrom)])
@@ -183,9 +184,6 @@ def make_biobank_sim(out_url: str, *, n_samples: int = 10_000, n_snps: int = 50_
                     "id": ids, "chr": chrom, "pos": sim["positions"], "ref": "A", "alt": "G",
                     "quality": 1.0, "cm": sim["cm"],
                 }))
-        finally:
-            if bed is not None:
-                bed.close()
         samples, planted = _phenotypes(n_samples, polygenic, loci, planted, rng)
         variants = pd.concat(variant_frames, ignore_index=True)
         kinds = {"quant": "numeric", "disease": "binary", "null_quant": "numeric", "null_binary": "binary",

@@ -11,7 +11,7 @@ that block's, whatever the file's size; writing appends one block of records at 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -65,9 +65,7 @@ def encode(snp_major: np.ndarray) -> np.ndarray:
     codes = _DOSAGE_TO_CODE[index.astype(np.int64)]
     width = record_bytes(n)
     padded = np.zeros((m, width * 4), dtype=np.uint8)
-    padded[:, :n] = codes
-    # Padding must read as code 00 (PLINK writes zero bits there).
-    padded[:, n:] = 0
+    padded[:, :n] = codes  # the padding stays code 00: PLINK writes zero bits there
     quads = padded.reshape(m, width, 4)
     packed = quads[..., 0] | (quads[..., 1] << 2) | (quads[..., 2] << 4) | (quads[..., 3] << 6)
     return packed.astype(np.uint8)
@@ -137,15 +135,16 @@ class BedReader:
 
 
 class BedWriter:
-    """Append SNP blocks to a new ``.bed`` at a local path or fsspec URL (object stores: one upload)."""
+    """Append SNP blocks to a new ``.bed`` at a local path or fsspec URL.
+
+    Used as a context manager: the file is published whole when the block ends and not at all when it
+    raises (:func:`genosynth.storage.open_output`), so no reader sees a torn ``.bed``.
+    """
 
     def __init__(self, url: str, n_samples: int):
         self.url, self.n_samples, self.n_snps = url, n_samples, 0
-        fs, path = storage.filesystem(url)
-        parent = path.rsplit("/", 1)[0] if "/" in path else ""
-        if parent and storage.is_local(fs):
-            fs.makedirs(parent, exist_ok=True)
-        self._handle: IO[bytes] = fs.open(path, "wb")
+        self._output = storage.open_output(url)
+        self._handle: IO[bytes] = self._output.__enter__()
         self._handle.write(BED_MAGIC)
 
     def add(self, snp_major: np.ndarray) -> None:
@@ -155,11 +154,8 @@ class BedWriter:
         self._handle.write(encode(snp_major).tobytes())
         self.n_snps += snp_major.shape[0]
 
-    def close(self) -> None:
-        self._handle.close()
-
     def __enter__(self) -> BedWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, *exc: Any) -> None:
+        self._output.__exit__(*exc)
