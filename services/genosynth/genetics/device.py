@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 
@@ -15,3 +18,21 @@ def pick_device(requested: str | torch.device | None = None) -> torch.device:
     if requested is not None and requested != "":
         return torch.device(requested)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@contextlib.contextmanager
+def torch_threads(count: int, device: torch.device) -> Iterator[None]:
+    """Run CPU torch work on ``count`` threads (nothing changes on another device).
+
+    Searches made of many small element-wise steps (the REML fits) gain nothing from a second thread and
+    lose a lot when the cores are shared: idle threads spin.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -39,61 +39,18 @@ from scipy import special
 from threadpoolctl import threadpool_limits
 
 from genosynth.genetics.device import pick_device
+from genosynth.genetics.device import torch_threads as _torch_threads
+from genosynth.genetics.reml import L_MAX, L_MIN, N_REGION, Eigen, NullModel, eigendecompose, fit_null_rotated
 
-L_MIN = 1e-5
-L_MAX = 1e5
-N_REGION = 10
+# The per-SNP scan below evaluates the shared restricted likelihood under its short local names.
+from genosynth.genetics.reml import logdet_v as _logdet_h
+from genosynth.genetics.reml import logdet_zz as _logdet_zz
+from genosynth.genetics.reml import region_ends as _region_ends
+from genosynth.genetics.reml import reml_weights as _weights
+from genosynth.genetics.reml import restricted_loglik as _reml
+
 N_CHEBYSHEV = 16
-EIGEN_ZERO = 1e-10  # GEMMA zeroes eigenvalues below this
 SNP_ROTATION_DTYPE = torch.float32  # precision of U^T X (see LmmPattern.rotate_snps)
-
-
-@dataclass
-class NullModel:
-    """REML fit of the model without SNP.
-
-    ``lambda = vg / ve``; ``pve = s lambda / (s lambda + 1)`` with ``s = tr(K) / n`` (GEMMA's definition).
-    """
-
-    lambda_: float
-    vg: float
-    ve: float
-    pve: float
-    logl: float
-
-
-@dataclass
-class Eigen:
-    """Eigendecomposition of a kinship on one set of individuals: ``K = U diag(d) U^T``.
-
-    ``values`` (n,), ``vectors`` (n, n), both torch float64 on ``vectors.device``; ``trace`` is mean(d).
-    """
-
-    values: torch.Tensor
-    vectors: torch.Tensor
-
-    @property
-    def trace(self) -> float:
-        return float(self.values.mean())
-
-
-def eigendecompose(kinship: np.ndarray | torch.Tensor, device: torch.device | None = None) -> Eigen:
-    """Eigendecomposition with GEMMA's zeroing of eigenvalues below 1e-10."""
-    device = device or pick_device()
-    if device.type == "cpu":
-        # LAPACK's divide-and-conquer (numpy's eigh: several times faster than torch's CPU eigh, and it
-        # releases the GIL, so that :func:`eigendecompose_many` runs several at once). It runs on one
-        # thread, always: its reduction gives different low bits on different thread counts (so a thread
-        # count chosen at run time would make two runs differ), and on shared cores the threaded reduction
-        # spins and runs up to 15x slower.
-        k = kinship.cpu().numpy() if isinstance(kinship, torch.Tensor) else np.asarray(kinship, np.float64)
-        with threadpool_limits(limits=1, user_api="blas"):
-            values_np, vectors_np = np.linalg.eigh(k)
-        values, vectors = torch.from_numpy(values_np), torch.from_numpy(vectors_np)
-    else:
-        values, vectors = torch.linalg.eigh(torch.as_tensor(kinship, dtype=torch.float64, device=device))
-    values = torch.where(values < EIGEN_ZERO, torch.zeros_like(values), values)
-    return Eigen(values=values, vectors=vectors)
 
 
 def eigendecompose_many(kinships: list[np.ndarray], device: torch.device | None = None,
@@ -110,110 +67,6 @@ def eigendecompose_many(kinships: list[np.ndarray], device: torch.device | None 
     with threadpool_limits(limits=1, user_api="blas"), \
             ThreadPoolExecutor(max_workers=min(threads, len(kinships))) as pool:
         return list(pool.map(lambda k: eigendecompose(k, device), kinships))
-
-
-# --- REML on weighted Gram matrices ------------------------------------------------------------------
-
-
-def _weights(values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """``h = 1 / (1 + e^t d)``, shape (g, n) for log-lambdas ``t`` (g,) and eigenvalues (n,)."""
-    return 1.0 / (1.0 + torch.exp(t)[:, None] * values[None, :])
-
-
-def _reml(
-    gram: torch.Tensor,
-    d_gram: torch.Tensor | None,
-    logdet_h: torch.Tensor,
-    d_logdet_h: torch.Tensor | None,
-    logdet_zz: torch.Tensor,
-    n_project: int,
-    df: float,
-    d2_gram: torch.Tensor | None = None,
-    d2_logdet_h: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
-    """Restricted log-likelihood and its first (and second) derivative in ``t = log lambda``.
-
-    Parameters
-    ----------
-    gram : (..., r, r) ``A^T H A`` with the response in the last column.
-    d_gram : (..., r, r) its derivative in ``t``, or None for the value only.
-    logdet_h, d_logdet_h : ``sum log(1 + lambda d)`` and its derivative, broadcastable to ``...``.
-    logdet_zz : ``log |Z'Z|`` of the projected columns (unweighted), broadcastable to ``...``.
-    n_project : number of leading columns ``Z`` projected out (covariates, plus the SNP under H1).
-    df : ``n - n_project``.
-    d2_gram, d2_logdet_h : second derivatives in ``t`` (with ``d_gram``), for Newton's method.
-
-    Returns
-    -------
-    (value, derivative or None, P, second derivative or None) with P (..., r - n_project,
-    r - n_project) the block left after projecting out the ``n_project`` columns.
-    """
-    p, dp, d2p = gram, d_gram, d2_gram if d_gram is not None else None
-    logdet = torch.zeros_like(gram[..., 0, 0])
-    d_logdet = torch.zeros_like(logdet) if dp is not None else None
-    d2_logdet = torch.zeros_like(logdet) if d2p is not None else None
-    # Project the leading column out and keep only the remaining block: the matrix shrinks each step.
-    for _ in range(n_project):
-        pkk = p[..., 0, 0]
-        col = p[..., 1:, 0]
-        outer = col[..., :, None] * col[..., None, :]
-        logdet = logdet + torch.log(pkk)
-        if dp is not None:
-            dpkk = dp[..., 0, 0]
-            dcol = dp[..., 1:, 0]
-            d_logdet = d_logdet + dpkk / pkk
-            d_outer = dcol[..., :, None] * col[..., None, :] + col[..., :, None] * dcol[..., None, :]
-            if d2p is not None:
-                d2pkk = d2p[..., 0, 0]
-                d2col = d2p[..., 1:, 0]
-                d2_logdet = d2_logdet + d2pkk / pkk - (dpkk / pkk) ** 2
-                d2_outer = (d2col[..., :, None] * col[..., None, :] + col[..., :, None] * d2col[..., None, :]
-                            + 2 * dcol[..., :, None] * dcol[..., None, :])
-                r1, r2 = (dpkk / pkk)[..., None, None], (d2pkk / pkk)[..., None, None]
-                # Second derivative of outer / pkk, with q = outer / pkk.
-                d2q = (d2_outer - 2 * d_outer * r1 - outer * r2 + 2 * outer * r1 * r1) / pkk[..., None, None]
-                d2p = d2p[..., 1:, 1:] - d2q
-            dp = dp[..., 1:, 1:] - d_outer / pkk[..., None, None] + outer * (dpkk / pkk**2)[..., None, None]
-        p = p[..., 1:, 1:] - outer / pkk[..., None, None]
-    p_yy = p[..., -1, -1]
-    # GEMMA guards the same round-off: an exactly explained response would give log(0).
-    p_yy = torch.where(p_yy == 0, torch.full_like(p_yy, 1e-8), p_yy)
-    const = 0.5 * df * (math.log(df) - math.log(2 * math.pi) - 1.0)
-    value = const - 0.5 * logdet_h - 0.5 * (logdet - logdet_zz) - 0.5 * df * torch.log(p_yy)
-    if dp is None:
-        return value, None, p, None
-    ratio = dp[..., -1, -1] / p_yy
-    derivative = -0.5 * d_logdet_h - 0.5 * d_logdet - 0.5 * df * ratio
-    if d2p is None:
-        return value, derivative, p, None
-    second = -0.5 * d2_logdet_h - 0.5 * d2_logdet - 0.5 * df * (d2p[..., -1, -1] / p_yy - ratio**2)
-    return value, derivative, p, second
-
-
-def _logdet_zz(gram_ones: torch.Tensor, n_project: int) -> torch.Tensor:
-    """``log |Z'Z|`` from the unweighted Gram matrix (successive projections), shape ``...``."""
-    p = gram_ones
-    out = torch.zeros_like(p[..., 0, 0])
-    for k in range(n_project):
-        pkk = p[..., k, k]
-        out = out + torch.log(pkk)
-        col = p[..., :, k]
-        p = p - col[..., :, None] * col[..., None, :] / pkk[..., None, None]
-    return out
-
-
-def _logdet_h(values: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``sum log(1 + lambda d)`` and its first two ``t``-derivatives ``sum s / (1 + s)`` and
-    ``sum s / (1 + s)^2`` (``s = lambda d``), shapes (g,) for log-lambdas ``t`` (g,)."""
-    scaled = torch.exp(t)[:, None] * values[None, :]
-    share = scaled / (1.0 + scaled)
-    return torch.log1p(scaled).sum(dim=1), share.sum(dim=1), (share / (1.0 + scaled)).sum(dim=1)
-
-
-def _region_ends(device: torch.device, l_min: float, l_max: float, n_region: int) -> torch.Tensor:
-    step = math.log(l_max / l_min) / n_region
-    return torch.tensor([math.log(l_min) + step * i for i in range(n_region + 1)], dtype=torch.float64,
-                        device=device)
 
 
 # --- Chebyshev machinery -------------------------------------------------------------------------------
@@ -242,94 +95,6 @@ def _chebyshev_basis(u: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tenso
         dt.append(2 * t[-2] + 2 * u * dt[-1] - dt[-2])
         d2t.append(4 * dt[-2] + 2 * u * d2t[-1] - d2t[-2])
     return torch.stack(t[:n], dim=1), torch.stack(dt[:n], dim=1), torch.stack(d2t[:n], dim=1)
-
-
-# --- null model ----------------------------------------------------------------------------------------
-
-
-def _fixed_gram(weights: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
-    """``fixed^T diag(w) fixed`` for every weight row: (g, n), (n, k) -> (g, k, k)."""
-    # One matrix product over the k*k column products (einsum over three operands is far slower).
-    k = fixed.shape[1]
-    products = (fixed[:, :, None] * fixed[:, None, :]).reshape(fixed.shape[0], k * k)
-    return (weights @ products).reshape(weights.shape[0], k, k)
-
-
-def fit_null_rotated(
-    eigen: Eigen, covariates_rot: torch.Tensor, trait_rot: torch.Tensor,
-    l_min: float = L_MIN, l_max: float = L_MAX, n_region: int = N_REGION,
-) -> NullModel:
-    """REML null model from rotated covariates (n, c) and trait (n,), as GEMMA's ``CalcLambda('R')``."""
-    values = eigen.values
-    n, c = covariates_rot.shape
-    df = n - c
-    fixed = torch.cat([covariates_rot, trait_rot[:, None]], dim=1)
-    logdet_zz = _logdet_zz(fixed.T @ fixed, c)
-
-    def evaluate(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        h = _weights(values, t)
-        gram = _fixed_gram(h, fixed)
-        d_gram = _fixed_gram(h * h - h, fixed)
-        logdet_h, d_logdet_h, _ = _logdet_h(values, t)
-        return _reml(gram, d_gram, logdet_h, d_logdet_h, logdet_zz, c, df)[:3]
-
-    ends = _region_ends(values.device, l_min, l_max, n_region)
-    f_ends, g_ends, _ = evaluate(ends)
-    best_t, best_f = None, -math.inf
-    bracket = (g_ends[:-1] * g_ends[1:] <= 0).nonzero().flatten()
-    if bracket.numel():
-        lo, hi = ends[bracket].clone(), ends[bracket + 1].clone()
-        g_lo = g_ends[bracket].clone()
-        for _ in range(64):  # bisection to machine precision; the null model is one small problem
-            mid = 0.5 * (lo + hi)
-            _, g_mid, _ = evaluate(mid)
-            left = g_mid * g_lo > 0
-            lo = torch.where(left, mid, lo)
-            g_lo = torch.where(left, g_mid, g_lo)
-            hi = torch.where(left, hi, mid)
-        roots = 0.5 * (lo + hi)
-        f_roots, _, _ = evaluate(roots)
-        i = int(torch.argmax(f_roots))
-        best_t, best_f = float(roots[i]), float(f_roots[i])
-    for t_end, f_end in ((ends[0], f_ends[0]), (ends[-1], f_ends[-1])):
-        if float(f_end) > best_f:
-            best_t, best_f = float(t_end), float(f_end)
-    t_best = torch.tensor([best_t], dtype=torch.float64, device=values.device)
-    _, _, projected = evaluate(t_best)
-    lam = math.exp(best_t)
-    ve = float(projected[0, -1, -1]) / df
-    pve = eigen.trace * lam / (eigen.trace * lam + 1.0)
-    return NullModel(lambda_=lam, vg=lam * ve, ve=ve, pve=pve, logl=best_f)
-
-
-def fit_null(kinship: np.ndarray, y: np.ndarray, covariates: np.ndarray | None = None) -> NullModel:
-    """REML fit of ``y = W a + g + e`` (no SNP); the intercept is always added to ``covariates``.
-
-    Parameters
-    ----------
-    kinship : (n, n) relatedness (used as given; GEMMA double-centres it first, see
-        :func:`genosynth.genetics.kinship.double_centre`).
-    y : (n,) trait without missing values.
-    covariates : (n, k) extra covariates or None.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(1)
-    >>> g = rng.binomial(2, 0.5, size=(200, 500)).astype(float)
-    >>> from genosynth.genetics.kinship import centred_kinship
-    >>> model = fit_null(centred_kinship(g), rng.normal(size=200))
-    >>> 0 <= model.pve <= 1
-    True
-    """
-    eigen = eigendecompose(kinship)
-    device = eigen.vectors.device
-    n = len(y)
-    w = np.ones((n, 1)) if covariates is None else np.column_stack([np.ones(n), covariates])
-    ut = eigen.vectors.T
-    w_rot = ut @ torch.as_tensor(w, dtype=torch.float64, device=device)
-    y_rot = ut @ torch.as_tensor(np.asarray(y, dtype=np.float64), device=device)
-    return fit_null_rotated(eigen, w_rot, y_rot)
 
 
 # --- per-SNP scan --------------------------------------------------------------------------------------
@@ -708,17 +473,3 @@ class LmmPattern:
         with _torch_threads(1, self.device):
             return lmm_scan(self.eigen, self.covariates_rot, self.traits_rot, snps_rot)
 
-
-@contextlib.contextmanager
-def _torch_threads(count: int, device: torch.device):
-    """Run CPU torch work on ``count`` threads: the per-SNP search is many small element-wise steps that
-    gain nothing from a second thread and lose a lot when the cores are shared (threads spin)."""
-    if device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

@@ -2,7 +2,8 @@
 
 Fit (on the real training split), per genetic trait (numeric or binary columns among the traits):
 
-1. the null REML mixed model with the covariates ``W`` as fixed effects and the centred-genotype kinship
+1. the null REML mixed model (:func:`genosynth.genetics.reml.fit_null_rotated`, GEMMA's REML) with the
+   covariates ``W`` as fixed effects and the centred-genotype kinship
    (it sets the variance components ``vg``, ``ve`` and the ridge penalty of step 2);
 2. lead QTLs by stepwise selection on LOCO scans: the whole-genome ridge (SNP-BLUP) background is fitted
    once per step; each chromosome is scanned against the phenotype less the background predicted from
@@ -38,16 +39,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from genosynth.formats.dataset import Dataset
 from genosynth.genetics.covariates import category_levels, indicator_coding, with_intercept
 from genosynth.genetics.dosages import centre, observed_means
 from genosynth.genetics.kinship import centred_kinship_blocked
+from genosynth.genetics.reml import Eigen, eigendecompose, fit_null_rotated
 from genosynth.genetics.ridge import block_predictions, blup_penalty, cv_penalty, ridge_effects
 from genosynth.genetics.scan import linear_scan
 from genosynth.genetics.variance import background_mixing, haseman_elston_covariance, sqrt_psd
 from genosynth.phenotypes.copula import GaussianCopula, nearest_correlation
-from genosynth.phenotypes.mixed import Rotation, fit_null
 
 DEFAULTS: dict[str, Any] = {"p_enter": 1e-5, "max_qtl": 12, "min_observed": 20, "background": "blup",
                             "restore": "random"}
@@ -172,19 +174,19 @@ def fit_phenotype_model(
     chrom_codes, chrom_index = np.unique(dataset.variants["chr"].astype(str).to_numpy(), return_inverse=True)
     snp_variance = float((xc.astype(np.float64) ** 2).sum() / max(len(xc), 1))
     kinship = centred_kinship_blocked(xc)
-    cached_key, rotation = None, None
+    cached_key, eigen = None, None
     trait_models, residuals = [], {}
     for name in genetic:
         y = pd.to_numeric(samples[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         observed = ~np.isnan(y)
         key = np.packbits(observed).tobytes()
         if key != cached_key:
-            rotation = None  # free the previous pattern's eigenvectors before making the next ones
-            rotation = Rotation.of(kinship[np.ix_(observed, observed)])
+            eigen = None  # free the previous pattern's eigenvectors before making the next ones
+            eigen = eigendecompose(kinship[np.ix_(observed, observed)])
             cached_key = key
         x_obs = xc if observed.all() else xc[observed]
         model, values, resid = fit_trait(name, kinds[name], y[observed], w_all[observed], x_obs, chrom_index,
-                                         len(chrom_codes), rotation, settings)
+                                         len(chrom_codes), eigen, settings)
         model.qtl_centres = snp_means[model.qtl_snps].astype(np.float64)
         trait_models.append(model)
         residuals[name] = pd.Series(np.nan, index=samples.index)
@@ -205,7 +207,7 @@ def _penalty(x: np.ndarray, r: np.ndarray, delta: float, settings: dict[str, Any
 
 
 def fit_trait(name: str, kind: str, y: np.ndarray, w: np.ndarray, x: np.ndarray, chrom_index: np.ndarray,
-              n_chrom: int, rotation: Rotation, settings: dict[str, Any],
+              n_chrom: int, eigen: Eigen, settings: dict[str, Any],
               ) -> tuple[TraitModel, np.ndarray, np.ndarray]:
     """Architecture of one trait on its observed individuals.
 
@@ -213,14 +215,14 @@ def fit_trait(name: str, kind: str, y: np.ndarray, w: np.ndarray, x: np.ndarray,
     ----------
     y : (n,); w : (n, c) covariates with intercept; x : (n, m) centred dosages (float32)
     chrom_index : (m,) chromosome code of each SNP in ``[0, n_chrom)``
-    rotation : the kinship eigenbasis of these n individuals
+    eigen : the kinship eigendecomposition of these n individuals
 
     Returns
     -------
     the trait model, the fitted background genetic values ``(n,)`` and the residuals ``(n,)``.
     """
-    yt, wt = rotation.rotate(y), rotation.rotate(w)
-    null = fit_null(rotation, yt, wt)
+    yt, wt = eigen.rotate(y), eigen.rotate(w)
+    null = fit_null_rotated(eigen, wt, yt)
     pve0 = null.pve
     selected: list[int] = []
     steps = []
@@ -241,8 +243,7 @@ def fit_trait(name: str, kind: str, y: np.ndarray, w: np.ndarray, x: np.ndarray,
             break
         selected.append(best)
         steps.append({"snp": best, "p": float(p[best])})
-        null = fit_null(rotation, yt, np.concatenate([wt, rotation.rotate(x[:, selected].astype(np.float64))],
-                                                     axis=1))
+        null = fit_null_rotated(eigen, torch.cat([wt, eigen.rotate(x[:, selected])], dim=1), yt)
     c = w.shape[1]
     fixed = np.concatenate([w, x[:, selected].astype(np.float64)], axis=1)
     r = y - fixed @ null.beta
