@@ -21,35 +21,9 @@ from dataclasses import dataclass, field
 
 from genosynth import run_layout, storage
 from genosynth.errors import InputError
+from genosynth.resources import PER_BATCH, Resources
 
 StepFunction = Callable[[str, "int | None"], None]
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one task of a step asks of a node (Kubernetes quantities).
-
-    ``gpu`` is the number of ``nvidia.com/gpu`` devices the task requests on a cluster; the local runner
-    runs every step on whatever the machine has. ``gpu_models`` narrows that to the model families
-    (``RunConfig.model``) whose code uses the GPU: a task of any other family requests no GPU and runs on
-    the CPU pool with the CPU image (``None``: every family gets the GPU).
-    """
-
-    cpu: str = "1"
-    memory: str = "2Gi"
-    gpu: int = 0
-    gpu_models: tuple[str, ...] | None = None
-
-    def gpus_for(self, model: str) -> int:
-        """GPUs one task requests when the run's model family is ``model``."""
-        if self.gpu_models is not None and model not in self.gpu_models:
-            return 0
-        return self.gpu
-
-    @property
-    def model_dependent(self) -> bool:
-        """True when some families get the GPU and others the CPU pool (two cluster templates)."""
-        return bool(self.gpu) and self.gpu_models is not None
 
 
 @dataclass(frozen=True)
@@ -124,8 +98,7 @@ STEPS: tuple[Step, ...] = (
         after=("budget-gate",),
         inputs=(run_layout.PREP_TRAIN, run_layout.PREP_BATCHES, run_layout.PREP_PLAN),
         outputs=(f"{run_layout.TRAIN}/batch-{_BATCH}",),
-        # The mosaic family is CPU code (an HMM walk): only the autoregressive network trains on a GPU.
-        resources=Resources(cpu="2", memory="8Gi", gpu=1, gpu_models=("autoregressive",)),
+        resources=PER_BATCH["train"],
         per_batch=True,
     ),
     Step(
@@ -135,7 +108,7 @@ STEPS: tuple[Step, ...] = (
         after=("train",),
         inputs=(f"{run_layout.TRAIN}/batch-{_BATCH}", run_layout.PREP_BATCHES, run_layout.PREP_PLAN),
         outputs=(f"{run_layout.GENERATE}/batch-{_BATCH}",),
-        resources=Resources(cpu="1", memory="4Gi"),
+        resources=PER_BATCH["generate"],
         per_batch=True,
     ),
     Step(

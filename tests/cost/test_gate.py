@@ -8,15 +8,22 @@ import sys
 
 import pytest
 
-from genosynth import run_layout, storage
+from genosynth import pipeline, run_layout, storage
 from genosynth.cost import gate, ledger, prices
 from genosynth.errors import BudgetExceededError, InputError
+from genosynth.resources import PER_BATCH
 from genosynth.run_config import RunConfig
 
 from .conftest import make_run
 
 T4 = prices.DEFAULT_PRICES["nvidia-tesla-t4"]
 CPU = prices.DEFAULT_PRICES["cpu"]
+
+
+def test_the_gate_prices_exactly_the_per_batch_steps_of_the_dag(run_url):
+    fan_out = {s.name: s.resources for s in pipeline.STEPS if s.per_batch}
+    assert fan_out == PER_BATCH
+    assert [s.step for s in gate.estimate(run_url).steps] == list(fan_out)
 
 
 def test_first_estimate_uses_calibrated_defaults_and_the_dag_resources(run_url):

@@ -11,7 +11,8 @@ import os
 
 from genosynth import pipeline, run_layout, storage
 from genosynth.errors import InputError
-from genosynth.pipeline import Resources, Step
+from genosynth.pipeline import Step
+from genosynth.resources import Resources
 from genosynth.run_config import RunConfig
 from genosynth.run_state import BatchPlan
 

@@ -1,8 +1,9 @@
 """The budget gate: a pipeline step before the training fan-out that refuses to overspend.
 
-Estimate = for each per-batch step of the DAG (``train``, ``generate``): batches it has still to run x
-expected seconds per batch x requested devices x hourly price of the device the task will get: a GPU
-only where the DAG gives the run's model family one (``Resources.gpus_for``; mosaic trains on CPU cores),
+Estimate = for each per-batch step (``resources.PER_BATCH``: ``train``, ``generate``): batches it has still
+to run x expected seconds per batch x requested devices x hourly price of the device the task will get: a
+GPU only where its resources give the run's model family one (``Resources.gpus_for``; mosaic trains on CPU
+cores),
 priced as the cluster's GPU pool bills it (``GENOSYNTH_GPU_KIND``, e.g. ``nvidia-tesla-t4-spot``).
 Expected seconds come from this run's earlier ledger records of that step (a resumed run knows its
 real speed) or else from a calibrated default of the run's model family scaled by the batch's SNPs and
@@ -20,10 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from genosynth import pipeline, run_layout
+from genosynth import run_layout
 from genosynth.cost import ledger, prices
 from genosynth.errors import BudgetExceededError, InputError
-from genosynth.pipeline import Step
+from genosynth.resources import PER_BATCH, Resources
 from genosynth.run_config import RunConfig
 from genosynth.run_state import BatchPlan
 
@@ -91,16 +92,17 @@ def money(dollars: float) -> str:
     return f"${dollars:.{decimals}f}"
 
 
-def _device(step: Step, model: str, records: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
-    """Devices one task of ``step`` is billed for: as last recorded, as overridden, or as the DAG requests
-    for the run's model family (GPUs of the pool's kind, or else the step's CPU cores).
+def _device(step: str, resources: Resources, model: str, records: Sequence[Mapping[str, Any]]
+            ) -> tuple[str, int]:
+    """Devices one task of ``step`` is billed for: as last recorded, as overridden, or as its
+    ``resources`` request for the run's model family (GPUs of the pool's kind, or else the CPU cores).
 
     Locally the DAG's GPU steps may run on CPU; pricing them as the cluster's GPUs errs towards refusing.
     """
     if records:
         last = records[-1]
         return str(last["device_kind"]), int(last["device_count"])
-    variable = f"GENOSYNTH_{step.name.upper().replace('-', '_')}_DEVICE"
+    variable = f"GENOSYNTH_{step.upper().replace('-', '_')}_DEVICE"
     override = os.environ.get(variable)
     if override:
         kind, _, count = override.partition(":")
@@ -108,10 +110,10 @@ def _device(step: Step, model: str, records: Sequence[Mapping[str, Any]]) -> tup
             return kind, int(count or 1)
         except ValueError as exc:
             raise InputError(variable, f"expected kind[:count], found {override!r}") from exc
-    gpus = step.resources.gpus_for(model)
+    gpus = resources.gpus_for(model)
     if gpus:
         return os.environ.get(GPU_KIND_ENV) or DEFAULT_GPU_KIND, gpus
-    return "cpu", _cores(step.resources.cpu)
+    return "cpu", _cores(resources.cpu)
 
 
 def default_rate(model: str, step: str) -> float:
@@ -145,9 +147,9 @@ def estimate(run_url: str) -> GateDecision:
     records = ledger.read_records(run_url)
     n_train = _training_individuals(run_url)
     steps = []
-    for step in (s for s in pipeline.STEPS if s.per_batch):
-        per_snp = n_train * default_rate(config.model, step.name)
-        step_records = [r for r in records if r["step"] == step.name]
+    for step, resources in PER_BATCH.items():
+        per_snp = n_train * default_rate(config.model, step)
+        step_records = [r for r in records if r["step"] == step]
         done = {r["batch"] for r in step_records if r.get("outcome") == "succeeded"}
         remaining = [b for b in batches if b.batch not in done]
         succeeded = [r["seconds"] for r in step_records if r.get("outcome") == "succeeded"]
@@ -156,10 +158,10 @@ def estimate(run_url: str) -> GateDecision:
         else:
             snps = [b.n_snps for b in remaining] or [config.batch_snps]
             seconds, source = per_snp * sum(snps) / len(snps), "default"
-        kind, count = _device(step, config.model, step_records)
+        kind, count = _device(step, resources, config.model, step_records)
         rate = prices.price_per_hour(kind, config.prices)
         dollars = len(remaining) * prices.dollars(seconds, count, rate)
-        steps.append(StepEstimate(step.name, len(remaining), seconds, source, kind, count, rate, dollars))
+        steps.append(StepEstimate(step, len(remaining), seconds, source, kind, count, rate, dollars))
     spent = ledger.totals(records)["dollars_spent"]
     return GateDecision(spent=spent, estimate=sum(s.dollars for s in steps),
                         budget=float(config.budget_dollars), steps=steps)
