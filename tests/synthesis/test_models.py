@@ -110,6 +110,27 @@ def test_family_members_share_segments_and_strangers_do_not():
     assert strangers < 0.02
 
 
+def test_colony_pedigree_makes_clans_of_cousins_and_joins_across_batch_edges():
+    # 4 clans of 8 founders over 3 generations: two clan-mates from different families share a founder at
+    # a locus with probability about 1 - (7/8)^3 = 0.33; other clans share nothing; sibs stay sibs.
+    family_of = np.repeat(np.arange(80), 2)
+    pedigree = {"clans": 4, "generations": 3, "founders": 8}
+    kwargs = {"run_start": 0, "switch_rate": 0.01, "n_donors": 500, "pedigree": pedigree}
+    donors = family_donors(4, family_of, 0, 6000, **kwargs)
+    assert np.array_equal(donors[:, :2500], family_donors(4, family_of, 0, 2500, **kwargs))
+    assert np.array_equal(donors[:, 2500:], family_donors(4, family_of, 2500, 6000, **kwargs))
+    sibs = (donors[0::2] == donors[1::2]).mean()
+    first = donors[0::2]  # one member of each family: family f is in clan f % 4
+    clan_mates = (first[:-4] == first[4:]).mean()
+    other_clans = (first[:-1] == first[1:]).mean()
+    assert 0.5 < sibs < 0.8  # sibs share a parent path half the time, plus what their parents share
+    assert 0.2 < clan_mates < 0.5
+    assert other_clans < 0.02
+    # Segments stay as long as without the pedigree: the founder and meiosis rates add up to the rate.
+    switches = (donors[:, 1:] != donors[:, :-1]).mean()
+    assert 0.006 < switches < 0.014
+
+
 def test_membership_auc_tells_copies_from_fresh_genomes():
     rng = np.random.default_rng(2)
     members, fresh = rng.integers(0, 3, (60, 400)).astype(float), rng.integers(0, 3, (60, 400)).astype(float)
