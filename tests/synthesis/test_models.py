@@ -14,6 +14,7 @@ from genosynth.models.mosaic import (
     donor_path,
     family_donors,
     membership_auc,
+    pedigree_founders,
 )
 from genosynth.run_state import SnpBatch
 
@@ -129,6 +130,16 @@ def test_colony_pedigree_makes_clans_of_cousins_and_joins_across_batch_edges():
     # Segments stay as long as without the pedigree: the founder and meiosis rates add up to the rate.
     switches = (donors[:, 1:] != donors[:, :-1]).mean()
     assert 0.006 < switches < 0.014
+
+
+def test_pedigree_founders_fill_the_missing_top_eigenvalues_and_only_those():
+    real = np.array([0.054, 0.043, 0.038, 0.023])
+    families = np.array([0.016, 0.015, 0.014, 0.013])
+    founders = pedigree_founders(real, families, clans=4, generations=3)
+    rho = 1 - (1 - 1 / founders) ** 3  # shared-founder probability of two clan-mates
+    assert abs(rho / 4 - (real[:3].mean() - families[:3].mean())) < 0.003
+    # No structure beyond what the sib families already give: no clans.
+    assert pedigree_founders(families + 0.002, families, clans=4, generations=3) == 0
 
 
 def test_membership_auc_tells_copies_from_fresh_genomes():

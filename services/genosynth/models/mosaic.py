@@ -30,11 +30,13 @@ import torch
 
 from genosynth.formats.dataset import Dataset
 from genosynth.genetics.dosages import calls_to_dosages, hard_calls, mean_impute
+from genosynth.genetics.kinship import centred_kinship
 from genosynth.genetics.ld import ld_by_lag
 from genosynth.genetics.relatedness import (
     KING_FIRST_DEGREE,
     genotype_distance,
     king_robust,
+    kinship_spectrum,
     pair_counts,
     relatives_above,
 )
@@ -63,10 +65,10 @@ _CALIBRATION_SPLITS = 3  # one when the calibration panel has 1,000 genomes or m
 _PRIVACY_SNPS = 20_000  # the compare step's SNP subsample (compare.step.MAX_SNPS)
 _DEFAULT_POOL_FRACTION = 0.125
 _DEFAULT_POOLS = 0  # off: on the demo colony pools of 1/8 of the donors leaked membership (AUC 0.65)
-# Colony pedigree (off by default): clans of families descending from a few founder mosaics.
-_DEFAULT_GENERATIONS = 0
+# Colony pedigree: clans of families descending from founder mosaics (founders set from the kinship spectrum).
+_DEFAULT_GENERATIONS = 3
 _DEFAULT_CLANS = 4
-_DEFAULT_FOUNDERS = 16
+_MIN_STRUCTURE_GAP = 0.005
 _PARENT_OFFSET = 1 << 40
 _ANCESTOR_OFFSET = 1 << 48  # ancestor (level, clan, k): ``_ANCESTOR_OFFSET + (level << 32) + clan A + k``
 _CHILD_SEED = 0x5EED
@@ -500,6 +502,24 @@ def calibrate_switch_rate(
     }
 
 
+def pedigree_founders(real_shares: np.ndarray, family_shares: np.ndarray, clans: int, generations: int
+                      ) -> int:
+    """Founders per clan so that the clans add the real cohort's missing top kinship eigenvalues (0: none).
+
+    ``K`` equal clans whose members share a founder at a locus with probability ``rho`` add ``K - 1``
+    eigenvalues of about ``rho / K`` of the kinship's trace; ``real_shares`` and ``family_shares`` (``(k,)``
+    top eigenvalue shares of the training genomes and of the family sampler without clans, on the same
+    SNPs) give the gap ``rho / K`` to fill over the top ``K - 1``. ``A`` founders over ``G`` generations give
+    ``rho = 1 - (1 - 1 / A)^G``. A gap under 0.005 (no structure beyond the sib families) gives 0.
+    """
+    top = max(clans - 1, 1)
+    gap = float(np.mean(real_shares[:top]) - np.mean(family_shares[:top]))
+    if gap < _MIN_STRUCTURE_GAP or clans < 2:
+        return 0
+    rho = min(clans * gap, 0.5)
+    return max(2, round(1.0 / (1.0 - (1.0 - rho) ** (1.0 / generations))))
+
+
 def first_degree_counts(calls: np.ndarray) -> np.ndarray:
     """Number of first-degree (or closer) relatives of each individual among the others, ``(n,)``."""
     return relatives_above(king_robust(calls), KING_FIRST_DEGREE)
@@ -567,7 +587,7 @@ class MosaicModel(GenotypeModel):
         mutation_rate = float(options.get("mutation_rate", _DEFAULT_MUTATION_RATE))
         plan["mutation_rate"] = mutation_rate
         plan["n_donors"] = train.n_samples
-        index, _ = _subsample(batches, int(options.get("calibration_snps", _CALIBRATION_SNPS)))
+        index, index_first = _subsample(batches, int(options.get("calibration_snps", _CALIBRATION_SNPS)))
         train_g = mean_impute(_columns(train, index)).astype(np.float64)
         log: dict[str, Any] = {}
         family_of = np.arange(int(plan["n_synthetic"]))
@@ -588,10 +608,23 @@ class MosaicModel(GenotypeModel):
         pedigree = None
         generations = int(options.get("pedigree_generations", _DEFAULT_GENERATIONS))
         if generations > 0 and options.get("families", True):
-            pedigree = {"clans": int(options.get("pedigree_clans", _DEFAULT_CLANS)),
-                        "generations": generations,
-                        "founders": int(options.get("pedigree_founders", _DEFAULT_FOUNDERS))}
-            plan["pedigree"] = pedigree
+            clans = int(options.get("pedigree_clans", _DEFAULT_CLANS))
+            if "pedigree_founders" in options:
+                founders = int(options["pedigree_founders"])
+            else:
+                # The family sampler without clans, at a nominal 1,000-SNP segment length (the spectrum
+                # barely depends on it), on the calibration SNPs: the structure the clans must add.
+                gap = sum(b.n_snps for b in batches) / max(len(index), 1)
+                sibs_only = simulate_family_mosaics(train_g, index_first, family_of, 1.0 - 0.999**gap,
+                                                    mutation_rate, seed)
+                real_shares = kinship_spectrum(centred_kinship(train_g), clans)
+                family_shares = kinship_spectrum(centred_kinship(sibs_only), clans)
+                founders = pedigree_founders(real_shares, family_shares, clans, generations)
+                log["kinship_shares_real"] = [round(float(v), 4) for v in real_shares]
+                log["kinship_shares_families"] = [round(float(v), 4) for v in family_shares]
+            if founders >= 2:
+                pedigree = {"clans": clans, "generations": generations, "founders": founders}
+                plan["pedigree"] = pedigree
         if "switch_rate" in options:
             rate = float(options["switch_rate"])
             log["fixed_by_options"] = True
