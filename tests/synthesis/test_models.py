@@ -14,6 +14,7 @@ from genosynth.models.mosaic import (
     donor_path,
     family_donors,
     membership_auc,
+    pedigree_founders,
 )
 from genosynth.run_state import SnpBatch
 
@@ -108,6 +109,37 @@ def test_family_members_share_segments_and_strangers_do_not():
     strangers = (donors[0::2] == np.roll(donors[1::2], 1, axis=0)).mean()
     assert 0.35 < sibs < 0.65
     assert strangers < 0.02
+
+
+def test_colony_pedigree_makes_clans_of_cousins_and_joins_across_batch_edges():
+    # 4 clans of 8 founders over 3 generations: two clan-mates from different families share a founder at
+    # a locus with probability about 1 - (7/8)^3 = 0.33; other clans share nothing; sibs stay sibs.
+    family_of = np.repeat(np.arange(80), 2)
+    pedigree = {"clans": 4, "generations": 3, "founders": 8}
+    kwargs = {"run_start": 0, "switch_rate": 0.01, "n_donors": 500, "pedigree": pedigree}
+    donors = family_donors(4, family_of, 0, 6000, **kwargs)
+    assert np.array_equal(donors[:, :2500], family_donors(4, family_of, 0, 2500, **kwargs))
+    assert np.array_equal(donors[:, 2500:], family_donors(4, family_of, 2500, 6000, **kwargs))
+    sibs = (donors[0::2] == donors[1::2]).mean()
+    first = donors[0::2]  # one member of each family: family f is in clan f % 4
+    clan_mates = (first[:-4] == first[4:]).mean()
+    other_clans = (first[:-1] == first[1:]).mean()
+    assert 0.5 < sibs < 0.8  # sibs share a parent path half the time, plus what their parents share
+    assert 0.2 < clan_mates < 0.5
+    assert other_clans < 0.02
+    # Segments stay as long as without the pedigree: the founder and meiosis rates add up to the rate.
+    switches = (donors[:, 1:] != donors[:, :-1]).mean()
+    assert 0.006 < switches < 0.014
+
+
+def test_pedigree_founders_fill_the_missing_top_eigenvalues_and_only_those():
+    real = np.array([0.054, 0.043, 0.038, 0.023])
+    families = np.array([0.016, 0.015, 0.014, 0.013])
+    founders = pedigree_founders(real, families, clans=4, generations=3)
+    rho = 1 - (1 - 1 / founders) ** 3  # shared-founder probability of two clan-mates
+    assert abs(rho / 4 - (real[:3].mean() - families[:3].mean())) < 0.003
+    # No structure beyond what the sib families already give: no clans.
+    assert pedigree_founders(families + 0.002, families, clans=4, generations=3) == 0
 
 
 def test_membership_auc_tells_copies_from_fresh_genomes():

@@ -30,11 +30,13 @@ import torch
 
 from genosynth.formats.dataset import Dataset
 from genosynth.genetics.dosages import calls_to_dosages, hard_calls, mean_impute
+from genosynth.genetics.kinship import centred_kinship
 from genosynth.genetics.ld import ld_by_lag
 from genosynth.genetics.relatedness import (
     KING_FIRST_DEGREE,
     genotype_distance,
     king_robust,
+    kinship_spectrum,
     pair_counts,
     relatives_above,
 )
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 
 _STREAM_SWITCH, _STREAM_DONOR, _STREAM_MUTATE, _STREAM_MUTANT_DONOR = 11, 12, 13, 14
 _STREAM_STRIDE, _STREAM_OFFSET = 15, 16
+_STREAM_PEDIGREE = 17
 # Balanced donor draws count switches within windows of this many SNPs (a batch rescans at most one).
 _WINDOW = 4096
 _CALIBRATION_SNPS = 2000
@@ -62,8 +65,14 @@ _CALIBRATION_SPLITS = 3  # one when the calibration panel has 1,000 genomes or m
 _PRIVACY_SNPS = 20_000  # the compare step's SNP subsample (compare.step.MAX_SNPS)
 _DEFAULT_POOL_FRACTION = 0.125
 _DEFAULT_POOLS = 0  # off: on the demo colony pools of 1/8 of the donors leaked membership (AUC 0.65)
+# Colony pedigree: clans of families descending from founder mosaics (founders set from the kinship spectrum).
+_DEFAULT_GENERATIONS = 3
+_DEFAULT_CLANS = 4
+_MIN_STRUCTURE_GAP = 0.005
 _PARENT_OFFSET = 1 << 40
+_ANCESTOR_OFFSET = 1 << 48  # ancestor (level, clan, k): ``_ANCESTOR_OFFSET + (level << 32) + clan A + k``
 _CHILD_SEED = 0x5EED
+_MEIOSIS_SEED = 0x3E105
 _MAX_FAMILY = 32
 _LD_MAX_LAG = 400
 
@@ -194,9 +203,54 @@ def donor_path(
     return np.where(last_switch >= 0, taken, initial[:, None])
 
 
+def ancestor_paths(
+    seed: int, nodes: np.ndarray, clans: np.ndarray, level: int, lo: int, hi: int, *, run_start: int,
+    founder_rate: float, meiosis_rate: float, n_donors: int, founders: int, pools: np.ndarray | None = None,
+) -> np.ndarray:
+    """Donor paths of pedigree ``nodes`` at ``level`` over SNPs ``lo:hi`` (a multi-generation colony).
+
+    Level 0 holds ``founders`` mosaics per clan (:func:`balanced_donor_path` at ``founder_rate``, over the
+    clan's donor pool ``pools[clan % n_pools]`` when given). A node at level ``g > 0`` has two distinct
+    parents among its clan's ``founders`` nodes of level ``g - 1`` (hashed from its id) and follows one or
+    the other, switching at ``meiosis_rate`` (a meiosis). Two nodes of one clan at level ``g`` therefore
+    share a founder at a locus with probability about ``1 - (1 - 1 / founders)^g``: the clan is a web of
+    cousins and half-sibs, and clans are the cohort's population structure, while every founder is a
+    mosaic of many donors (no node is a relative of a training genome).
+
+    Parameters
+    ----------
+    nodes : (n,) int64 node ids (unique); clans : (n,) int64 clan of each node.
+
+    Returns
+    -------
+    (n, hi - lo) int64 donor indices in ``[0, n_donors)``.
+    """
+    nodes = np.asarray(nodes, dtype=np.int64)
+    clans = np.asarray(clans, dtype=np.int64)
+    if level == 0:
+        width = n_donors if pools is None else pools.shape[1]
+        paths = balanced_donor_path(seed, nodes, lo, hi, run_start=run_start, switch_rate=founder_rate,
+                                    n_donors=width)
+        return paths if pools is None else pools[(clans % len(pools))[:, None], paths]
+    first = hash_integers(seed, _STREAM_PEDIGREE, nodes, np.array([0]), founders)[:, 0]
+    step = 1 + hash_integers(seed, _STREAM_PEDIGREE, nodes, np.array([1]), max(founders - 1, 1))[:, 0]
+    picks = np.stack([first, (first + step) % founders], axis=1)
+    parent_ids = _ANCESTOR_OFFSET + ((level - 1) << 32) + clans[:, None] * founders + picks
+    unique, where = np.unique(parent_ids, return_inverse=True)
+    unique_clans = (unique - _ANCESTOR_OFFSET - ((level - 1) << 32)) // founders
+    above = ancestor_paths(seed, unique, unique_clans, level - 1, lo, hi, run_start=run_start,
+                           founder_rate=founder_rate, meiosis_rate=meiosis_rate, n_donors=n_donors,
+                           founders=founders, pools=pools)
+    which = donor_path(seed ^ _MEIOSIS_SEED, nodes, lo, hi, run_start=run_start, switch_rate=meiosis_rate,
+                       n_donors=2)
+    where = where.reshape(len(nodes), 2)
+    rows = np.where(which == 0, where[:, :1], where[:, 1:])
+    return np.take_along_axis(above, rows, axis=0)
+
+
 def family_donors(
     seed: int, family_of: np.ndarray, lo: int, hi: int, *, run_start: int, switch_rate: float, n_donors: int,
-    pools: np.ndarray | None = None,
+    pools: np.ndarray | None = None, pedigree: dict[str, int] | None = None,
 ) -> np.ndarray:
     """Donor of each synthetic individual at SNPs ``lo:hi`` under the family sampler (no emission noise).
 
@@ -204,6 +258,12 @@ def family_donors(
     switching along the genome, so members share segments genome-wide like sibs. With ``pools``
     ``(n_pools, k)`` a family copies only the ``k`` donors of pool ``family % n_pools`` (training genomes
     that are close in the top principal components), which keeps the cohort's population structure.
+
+    With ``pedigree`` ``{"clans": K, "generations": G, "founders": A}`` (``G >= 1``) the parents are
+    themselves the last generation of a colony (:func:`ancestor_paths`): family ``f`` belongs to clan
+    ``f % K`` and its parents descend from the clan's ``A`` founders over ``G`` generations, so families of
+    one clan are cousins. The switch rates of the founders (half the rate) and of the ``G + 1`` meioses
+    (the other half, shared) add up to ``switch_rate``, so segment lengths (and LD) stay as without it.
 
     Parameters
     ----------
@@ -217,17 +277,30 @@ def family_donors(
     family_of = np.asarray(family_of, dtype=np.int64)
     parents = _PARENT_OFFSET + np.stack([2 * family_of, 2 * family_of + 1])
     unique_parents, where = np.unique(parents, return_inverse=True)
-    width = n_donors if pools is None else pools.shape[1]
-    parent_paths = balanced_donor_path(seed, unique_parents, lo, hi, run_start=run_start,
-                                       switch_rate=switch_rate / 2, n_donors=width)
-    if pools is not None:
-        parent_family = (unique_parents - _PARENT_OFFSET) // 2
-        parent_paths = pools[(parent_family % len(pools))[:, None], parent_paths]
+    generations = int(pedigree["generations"]) if pedigree else 0
+    child_rate = switch_rate / 2 / (generations + 1)
+    if generations:
+        clans = ((unique_parents - _PARENT_OFFSET) // 2) % int(pedigree["clans"])
+        parent_paths = ancestor_paths(seed, unique_parents, clans, generations, lo, hi, run_start=run_start,
+                                      founder_rate=switch_rate / 2, meiosis_rate=child_rate,
+                                      n_donors=n_donors, founders=int(pedigree["founders"]), pools=pools)
+    else:
+        width = n_donors if pools is None else pools.shape[1]
+        parent_paths = balanced_donor_path(seed, unique_parents, lo, hi, run_start=run_start,
+                                           switch_rate=switch_rate / 2, n_donors=width)
+        if pools is not None:
+            parent_family = (unique_parents - _PARENT_OFFSET) // 2
+            parent_paths = pools[(parent_family % len(pools))[:, None], parent_paths]
     which = donor_path(seed ^ _CHILD_SEED, np.arange(n), lo, hi, run_start=run_start,
-                       switch_rate=switch_rate / 2, n_donors=2)
+                       switch_rate=child_rate, n_donors=2)
     where = where.reshape(2, n)
     rows = np.where(which == 0, where[0][:, None], where[1][:, None])
     return np.take_along_axis(parent_paths, rows, axis=0)
+
+
+def _pedigree(plan: dict[str, Any]) -> dict[str, int] | None:
+    pedigree = plan.get("pedigree")
+    return pedigree if pedigree and int(pedigree.get("generations", 0)) else None
 
 
 def _pools(plan: dict[str, Any]) -> np.ndarray | None:
@@ -267,7 +340,7 @@ def structure_scores(dosages: np.ndarray, max_components: int = 10) -> np.ndarra
 
 def simulate_family_mosaics(
     panel: np.ndarray, run_first: np.ndarray, family_of: np.ndarray, step_rate: float, mutation_rate: float,
-    seed: int, pools: np.ndarray | None = None,
+    seed: int, pools: np.ndarray | None = None, pedigree: dict[str, int] | None = None,
 ) -> np.ndarray:
     """The family sampler of :meth:`MosaicModel.sample` on a SNP subsample ``panel`` ``(n_donors, s)``.
 
@@ -282,7 +355,8 @@ def simulate_family_mosaics(
     donors = np.empty((len(family_of), m), dtype=np.int64)
     for lo, hi in zip(starts, [*starts[1:], m], strict=True):
         donors[:, lo:hi] = family_donors(seed, family_of, int(lo), int(hi), run_start=int(lo),
-                                         switch_rate=step_rate, n_donors=n_donors, pools=pools)
+                                         switch_rate=step_rate, n_donors=n_donors, pools=pools,
+                                         pedigree=pedigree)
     rng = np.random.default_rng([seed, 606])
     mutate = rng.random(donors.shape) < mutation_rate
     donors = np.where(mutate, rng.integers(0, n_donors, donors.shape), donors)
@@ -343,7 +417,7 @@ def calibrate_switch_rate(
     train: np.ndarray, holdout: np.ndarray, snp_index: np.ndarray, run_first: np.ndarray,
     ld_curve_values: np.ndarray, *, family_of: np.ndarray, mutation_rate: float, max_ld_loss: float,
     seed: int, max_auc: float = _MAX_MEMBERSHIP_AUC, scores: np.ndarray | None = None,
-    pool_fraction: float = 0.0, n_pools: int = 0,
+    pool_fraction: float = 0.0, n_pools: int = 0, pedigree: dict[str, int] | None = None,
 ) -> tuple[float, dict[str, Any]]:
     """Switch rate per SNP: long segments keep LD, short ones keep each training genome hidden.
 
@@ -382,7 +456,7 @@ def calibrate_switch_rate(
     def mosaics_of(rate: float, donors: np.ndarray, pools: np.ndarray | None, repeat: int) -> np.ndarray:
         step = 1.0 - (1.0 - rate) ** gap if rate < 1.0 else 1.0
         return simulate_family_mosaics(train[donors], run_first, family_sim, step, mutation_rate,
-                                       seed ^ (0xCA11 + repeat), pools)
+                                       seed ^ (0xCA11 + repeat), pools, pedigree)
 
     def auc_of(rate: float) -> np.ndarray:
         return np.array([membership_auc(train[d], train[o], mosaics_of(rate, d, p, r))
@@ -426,6 +500,24 @@ def calibrate_switch_rate(
         "nn_distance_median_holdout_to_train": float(np.median(holdout_nn)),
         "calibration_snps": len(snp_index),
     }
+
+
+def pedigree_founders(real_shares: np.ndarray, family_shares: np.ndarray, clans: int, generations: int
+                      ) -> int:
+    """Founders per clan so that the clans add the real cohort's missing top kinship eigenvalues (0: none).
+
+    ``K`` equal clans whose members share a founder at a locus with probability ``rho`` add ``K - 1``
+    eigenvalues of about ``rho / K`` of the kinship's trace; ``real_shares`` and ``family_shares`` (``(k,)``
+    top eigenvalue shares of the training genomes and of the family sampler without clans, on the same
+    SNPs) give the gap ``rho / K`` to fill over the top ``K - 1``. ``A`` founders over ``G`` generations give
+    ``rho = 1 - (1 - 1 / A)^G``. A gap under 0.005 (no structure beyond the sib families) gives 0.
+    """
+    top = max(clans - 1, 1)
+    gap = float(np.mean(real_shares[:top]) - np.mean(family_shares[:top]))
+    if gap < _MIN_STRUCTURE_GAP or clans < 2:
+        return 0
+    rho = min(clans * gap, 0.5)
+    return max(2, round(1.0 / (1.0 - (1.0 - rho) ** (1.0 / generations))))
 
 
 def first_degree_counts(calls: np.ndarray) -> np.ndarray:
@@ -495,7 +587,7 @@ class MosaicModel(GenotypeModel):
         mutation_rate = float(options.get("mutation_rate", _DEFAULT_MUTATION_RATE))
         plan["mutation_rate"] = mutation_rate
         plan["n_donors"] = train.n_samples
-        index, _ = _subsample(batches, int(options.get("calibration_snps", _CALIBRATION_SNPS)))
+        index, index_first = _subsample(batches, int(options.get("calibration_snps", _CALIBRATION_SNPS)))
         train_g = mean_impute(_columns(train, index)).astype(np.float64)
         log: dict[str, Any] = {}
         family_of = np.arange(int(plan["n_synthetic"]))
@@ -513,6 +605,26 @@ class MosaicModel(GenotypeModel):
         if n_pools:
             plan["donor_pools"] = donor_pools(scores, n_pools, max(2, round(pool_fraction * len(scores))),
                                               seed).tolist()
+        pedigree = None
+        generations = int(options.get("pedigree_generations", _DEFAULT_GENERATIONS))
+        if generations > 0 and options.get("families", True):
+            clans = int(options.get("pedigree_clans", _DEFAULT_CLANS))
+            if "pedigree_founders" in options:
+                founders = int(options["pedigree_founders"])
+            else:
+                # The family sampler without clans, at a nominal 1,000-SNP segment length (the spectrum
+                # barely depends on it), on the calibration SNPs: the structure the clans must add.
+                gap = sum(b.n_snps for b in batches) / max(len(index), 1)
+                sibs_only = simulate_family_mosaics(train_g, index_first, family_of, 1.0 - 0.999**gap,
+                                                    mutation_rate, seed)
+                real_shares = kinship_spectrum(centred_kinship(train_g), clans)
+                family_shares = kinship_spectrum(centred_kinship(sibs_only), clans)
+                founders = pedigree_founders(real_shares, family_shares, clans, generations)
+                log["kinship_shares_real"] = [round(float(v), 4) for v in real_shares]
+                log["kinship_shares_families"] = [round(float(v), 4) for v in family_shares]
+            if founders >= 2:
+                pedigree = {"clans": clans, "generations": generations, "founders": founders}
+                plan["pedigree"] = pedigree
         if "switch_rate" in options:
             rate = float(options["switch_rate"])
             log["fixed_by_options"] = True
@@ -529,7 +641,7 @@ class MosaicModel(GenotypeModel):
                 panel, holdout_p, p_index, p_first, curve, family_of=family_of, mutation_rate=mutation_rate,
                 seed=seed, max_ld_loss=float(options.get("max_ld_loss", _DEFAULT_MAX_LD_LOSS)),
                 max_auc=float(options.get("max_membership_auc", _MAX_MEMBERSHIP_AUC)),
-                scores=scores[rows], pool_fraction=pool_fraction, n_pools=n_pools)
+                scores=scores[rows], pool_fraction=pool_fraction, n_pools=n_pools, pedigree=pedigree)
             log.update(calibration)
         plan["switch_rate"] = rate * float(options.get("switch_rate_scale", 1.0))
         plan["calibration"] = log
@@ -549,7 +661,7 @@ class MosaicModel(GenotypeModel):
         family = np.asarray(plan.get("family_of") or np.arange(n), dtype=np.int64)[:n]
         path = family_donors(seed, family, self.start, self.stop, run_start=int(batch.run_start),
                              switch_rate=float(plan["switch_rate"]), n_donors=n_donors,
-                             pools=_pools(plan))
+                             pools=_pools(plan), pedigree=_pedigree(plan))
         snps = np.arange(self.start, self.stop)
         mutate = hash_uniform(seed, _STREAM_MUTATE, individuals, snps) < float(plan["mutation_rate"])
         other = hash_integers(seed, _STREAM_MUTANT_DONOR, individuals, snps, n_donors)
