@@ -13,7 +13,9 @@ process tree, peak RSS of the tree):
 4. at the first size only, the whole pipeline step by step (``genosynth run --init-only`` then
    ``genosynth step NAME --run RUN [--batches all]``), each step in its own process: what Argo runs.
 
-Called by ``python -m benchmarks scale``; ``GENOSYNTH_SCALE_PARTS=biobank`` runs this part only.
+Called by ``python -m benchmarks scale``; ``GENOSYNTH_SCALE_PARTS=biobank`` runs this part only,
+``GENOSYNTH_SCALE_PEERS=0`` skips step 2-3 (the pipeline table alone), ``GENOSYNTH_SCALE_PIPELINE=0``
+skips step 4.
 """
 
 from __future__ import annotations
@@ -90,15 +92,20 @@ def _ours(path: Path, trait: str) -> pd.DataFrame:
                          "pos": table["pos"].astype(np.int64), "p": table["p"]})
 
 
-def peers(n: int, m: int, folder: Path, measure, rows: list[dict]) -> list[dict]:
-    """Simulate one cohort, run WGR, the exact LMM and the peers on it; returns the peer table rows."""
-    label = f"{n:,} x {m:,}"
+def simulate(n: int, m: int, folder: Path, measure, rows: list[dict]) -> None:
+    """``datasets get biobank-sim`` into ``folder/ds`` (and PLINK files ``folder/plink/bb``) unless there."""
     dataset, prefix = folder / "ds", folder / "plink" / "bb"
     if not (dataset / "dataset.json").exists():
         shutil.rmtree(dataset, ignore_errors=True)
-        rows.append({"what": f"biobank-sim {label}: datasets get (+ PLINK)", **measure(
+        rows.append({"what": f"biobank-sim {n:,} x {m:,}: datasets get (+ PLINK)", **measure(
             [*PYTHON, "datasets", "get", "biobank-sim", "--samples", str(n), "--snps", str(m), "--out",
              str(dataset), "--plink", str(prefix), "--force"])})
+
+
+def peers(n: int, m: int, folder: Path, measure, rows: list[dict]) -> list[dict]:
+    """Run WGR, the exact LMM and the peers on the cohort in ``folder``; returns the peer table rows."""
+    label = f"{n:,} x {m:,}"
+    dataset, prefix = folder / "ds", folder / "plink" / "bb"
     wgr_out = folder / "wgr.parquet"
     timing = {}
     timing["wgr"] = measure([*PYTHON, "gwas", str(dataset), "--traits", "quant,disease", "--covariates",
@@ -153,6 +160,8 @@ def pipeline_steps(dataset: Path, run: Path, measure) -> pd.DataFrame:
             command += ["--batches", pipeline.format_ranges(batches)]
         m = measure(command, env={"GENOSYNTH_DEVICE": "cpu"})
         rows.append({"step": step.name, **{k: m[k] for k in ("wall_s", "cpu_s", "peak_rss_mb", "rc")}})
+        print(f"step {step.name}: {m['wall_s']:.1f} s wall, {m['cpu_s']:.1f} CPU s, "
+              f"{m['peak_rss_mb']:.0f} MB", flush=True)
     return pd.DataFrame(rows)
 
 
@@ -163,7 +172,9 @@ def main(folder: Path, measure) -> None:
     for index, (n, m) in enumerate(sizes()):
         cohort = folder / f"biobank-{n}x{m}"
         cohort.mkdir(parents=True, exist_ok=True)
-        peer_rows += peers(n, m, cohort, measure, rows)
+        simulate(n, m, cohort, measure, rows)
+        if os.environ.get("GENOSYNTH_SCALE_PEERS", "1") != "0":
+            peer_rows += peers(n, m, cohort, measure, rows)
         if index == 0 and os.environ.get("GENOSYNTH_SCALE_PIPELINE", "1") != "0":
             steps = pipeline_steps(cohort / "ds", cohort / "run", measure)
             steps.insert(0, "cohort", f"{n:,} x {m:,}")
@@ -171,8 +182,9 @@ def main(folder: Path, measure) -> None:
                            "display.float_format", lambda v: f"{v:.4g}"):
         print("\nbiobank-sim: measured commands (wall s, CPU s of the process tree, peak tree RSS MB)")
         print(pd.DataFrame(rows).drop(columns=["stopped"], errors="ignore").to_string(index=False))
-        print("\npeers on the same PLINK files (agreement with WGR; loci: greedy 1 Mb clumps at 5e-8)")
-        print(pd.DataFrame(peer_rows).to_string(index=False))
+        if peer_rows:
+            print("\npeers on the same PLINK files (agreement with WGR; loci: greedy 1 Mb clumps at 5e-8)")
+            print(pd.DataFrame(peer_rows).to_string(index=False))
         if steps is not None:
             print("\nthe pipeline step by step (gwas_model: wgr), each step in its own process")
             print(steps.to_string(index=False))
