@@ -17,10 +17,11 @@ because a shared machine stretches wall time):
 
 ``python -m benchmarks scale`` first runs the biobank-sim part (``benchmarks/scale_biobank.py``: the
 scalable GWAS against BOLT-LMM and PLINK 2 on the same files, and the pipeline per step);
-``GENOSYNTH_SCALE_PARTS=biobank`` or ``=cfw`` runs one part only. ``GENOSYNTH_SCALE_DIR`` keeps the
-cohort and the run in that folder (reused when already there) instead of a temporary one. The cfw part
-takes about 30-40 minutes on 2 shared cores, most of it GWAS; the run stops (and is reported) if its
-processes pass ``GENOSYNTH_SCALE_MEMORY_LIMIT_MB``.
+``GENOSYNTH_SCALE_PARTS=biobank`` or ``=cfw`` runs one part only; ``compare`` (not run by default)
+adds ``benchmarks/scale_compare.py``, the privacy metrics on SNP subsamples against 20,000 SNPs.
+``GENOSYNTH_SCALE_DIR`` keeps the cohort and the run in that folder (reused when already there) instead
+of a temporary one. The cfw part takes about 30-40 minutes on 2 shared cores, most of it GWAS; the run
+stops (and is reported) if its processes pass ``GENOSYNTH_SCALE_MEMORY_LIMIT_MB``.
 """
 
 from __future__ import annotations
@@ -382,6 +383,10 @@ def main() -> None:
         from benchmarks import scale_biobank
 
         scale_biobank.main(folder, measure)
+    if "compare" in parts:
+        from benchmarks import scale_compare
+
+        scale_compare.main()
     if "cfw" not in parts:
         if holder is not None:
             holder.cleanup()

@@ -8,12 +8,15 @@ process tree, peak RSS of the tree):
 2. ``genosynth gwas --model wgr`` (quant + disease), ``--model lmm --loco`` (quant; up to
    ``GENOSYNTH_SCALE_LMM_MAX`` people, default 5,000), PLINK 2 ``--glm`` (quant linear, disease
    logistic with Firth fallback) and BOLT-LMM (``--lmm --LDscoresUseChip``, the ``.bim``'s cM as map);
-3. agreement of each peer with WGR: r of -log10 p over SNPs, lambda_GC of both, loci at 5e-8 (greedy
-   1 Mb clumps) found by both, and the time ratio peer / WGR;
+3. agreement of each peer with WGR: r of -log10 p over SNPs, lambda_GC of both, loci at 5e-8
+   (``compare.association.merge_loci``, 500 kb window; found = overlapping within 250 kb) found by both,
+   and the time ratio peer / WGR;
 4. at the first size only, the whole pipeline step by step (``genosynth run --init-only`` then
    ``genosynth step NAME --run RUN [--batches all]``), each step in its own process: what Argo runs.
 
-Called by ``python -m benchmarks scale``; ``GENOSYNTH_SCALE_PARTS=biobank`` runs this part only.
+Called by ``python -m benchmarks scale``; ``GENOSYNTH_SCALE_PARTS=biobank`` runs this part only,
+``GENOSYNTH_SCALE_PEERS=0`` skips step 2-3 (the pipeline table alone), ``GENOSYNTH_SCALE_PIPELINE=0``
+skips step 4.
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genosynth.compare.association import Locus, merge_loci
 from genosynth.genetics.scan import lambda_gc
 
 PYTHON = [sys.executable, "-m", "genosynth"]
 SIZES = os.environ.get("GENOSYNTH_SCALE_SIZES", "2000x20000,5000x20000")
 LMM_MAX = int(os.environ.get("GENOSYNTH_SCALE_LMM_MAX", 5000))
 GENOME_WIDE = 5e-8
-CLUMP_BP = 500_000
+LOCUS_BP = 500_000
 PIPELINE_CONFIG = "{gwas_model: wgr, traits: [quant, disease], covariates: [sex, age], batch_snps: 2000}"
 
 
@@ -41,20 +45,17 @@ def sizes() -> list[tuple[int, int]]:
     return [tuple(int(v) for v in item.lower().split("x")) for item in SIZES.split(",") if item.strip()]
 
 
-def clumps(table: pd.DataFrame, threshold: float = GENOME_WIDE) -> list[tuple[str, int]]:
-    """Lead SNPs ``(chr, pos)`` of greedy clumps: the strongest hit, then nothing within 500 kb of it."""
-    hits = table[table["p"] < threshold].sort_values("p")
-    leads: list[tuple[str, int]] = []
-    for chrom, pos in zip(hits["chr"].astype(str), hits["pos"].astype(np.int64), strict=True):
-        if not any(c == chrom and abs(p - pos) <= CLUMP_BP for c, p in leads):
-            leads.append((chrom, int(pos)))
-    return leads
-
-
-def _matched(leads: list[tuple[str, int]], table: pd.DataFrame, threshold: float = GENOME_WIDE) -> int:
+def loci(table: pd.DataFrame, threshold: float = GENOME_WIDE) -> list[Locus]:
+    """Hits at ``threshold`` merged into loci by the compare step's rule (``association.merge_loci``):
+    a hit more than 500 kb after the previous one starts a new locus."""
     hits = table[table["p"] < threshold]
-    return sum(bool(((hits["chr"].astype(str) == c) & ((hits["pos"] - p).abs() <= CLUMP_BP)).any())
-               for c, p in leads)
+    return merge_loci(hits["chr"].astype(str).to_numpy(), hits["pos"].to_numpy(dtype=np.float64),
+                      hits["snp"].astype(str).to_numpy(), LOCUS_BP)
+
+
+def _found(ours: list[Locus], theirs: list[Locus]) -> int:
+    """Loci of ``ours`` that overlap one of ``theirs`` widened by half the window (compare's rule)."""
+    return sum(any(a.overlaps(b, LOCUS_BP // 2) for b in theirs) for a in ours)
 
 
 def agreement(ours: pd.DataFrame, peer: pd.DataFrame) -> dict[str, float]:
@@ -62,11 +63,12 @@ def agreement(ours: pd.DataFrame, peer: pd.DataFrame) -> dict[str, float]:
     merged = ours.merge(peer, on="snp", suffixes=("", "_peer"))
     a = -np.log10(np.clip(merged["p"], 1e-300, 1))
     b = -np.log10(np.clip(merged["p_peer"], 1e-300, 1))
-    ours_leads, peer_leads = clumps(ours), clumps(peer)
+    ours_loci, peer_loci = loci(ours), loci(peer)
     return {"snps": len(merged), "r_log10p": float(np.corrcoef(a, b)[0, 1]),
             "lambda_wgr": lambda_gc(merged["p"]), "lambda_peer": lambda_gc(merged["p_peer"]),
-            "loci_wgr": len(ours_leads), "loci_peer": len(peer_leads),
-            "wgr_loci_in_peer": _matched(ours_leads, peer), "peer_loci_in_wgr": _matched(peer_leads, ours)}
+            "loci_wgr": len(ours_loci), "loci_peer": len(peer_loci),
+            "wgr_loci_in_peer": _found(ours_loci, peer_loci),
+            "peer_loci_in_wgr": _found(peer_loci, ours_loci)}
 
 
 def _read_plink2(path: Path) -> pd.DataFrame:
@@ -90,15 +92,20 @@ def _ours(path: Path, trait: str) -> pd.DataFrame:
                          "pos": table["pos"].astype(np.int64), "p": table["p"]})
 
 
-def peers(n: int, m: int, folder: Path, measure, rows: list[dict]) -> list[dict]:
-    """Simulate one cohort, run WGR, the exact LMM and the peers on it; returns the peer table rows."""
-    label = f"{n:,} x {m:,}"
+def simulate(n: int, m: int, folder: Path, measure, rows: list[dict]) -> None:
+    """``datasets get biobank-sim`` into ``folder/ds`` (and PLINK files ``folder/plink/bb``) unless there."""
     dataset, prefix = folder / "ds", folder / "plink" / "bb"
     if not (dataset / "dataset.json").exists():
         shutil.rmtree(dataset, ignore_errors=True)
-        rows.append({"what": f"biobank-sim {label}: datasets get (+ PLINK)", **measure(
+        rows.append({"what": f"biobank-sim {n:,} x {m:,}: datasets get (+ PLINK)", **measure(
             [*PYTHON, "datasets", "get", "biobank-sim", "--samples", str(n), "--snps", str(m), "--out",
              str(dataset), "--plink", str(prefix), "--force"])})
+
+
+def peers(n: int, m: int, folder: Path, measure, rows: list[dict]) -> list[dict]:
+    """Run WGR, the exact LMM and the peers on the cohort in ``folder``; returns the peer table rows."""
+    label = f"{n:,} x {m:,}"
+    dataset, prefix = folder / "ds", folder / "plink" / "bb"
     wgr_out = folder / "wgr.parquet"
     timing = {}
     timing["wgr"] = measure([*PYTHON, "gwas", str(dataset), "--traits", "quant,disease", "--covariates",
@@ -153,6 +160,8 @@ def pipeline_steps(dataset: Path, run: Path, measure) -> pd.DataFrame:
             command += ["--batches", pipeline.format_ranges(batches)]
         m = measure(command, env={"GENOSYNTH_DEVICE": "cpu"})
         rows.append({"step": step.name, **{k: m[k] for k in ("wall_s", "cpu_s", "peak_rss_mb", "rc")}})
+        print(f"step {step.name}: {m['wall_s']:.1f} s wall, {m['cpu_s']:.1f} CPU s, "
+              f"{m['peak_rss_mb']:.0f} MB", flush=True)
     return pd.DataFrame(rows)
 
 
@@ -163,7 +172,9 @@ def main(folder: Path, measure) -> None:
     for index, (n, m) in enumerate(sizes()):
         cohort = folder / f"biobank-{n}x{m}"
         cohort.mkdir(parents=True, exist_ok=True)
-        peer_rows += peers(n, m, cohort, measure, rows)
+        simulate(n, m, cohort, measure, rows)
+        if os.environ.get("GENOSYNTH_SCALE_PEERS", "1") != "0":
+            peer_rows += peers(n, m, cohort, measure, rows)
         if index == 0 and os.environ.get("GENOSYNTH_SCALE_PIPELINE", "1") != "0":
             steps = pipeline_steps(cohort / "ds", cohort / "run", measure)
             steps.insert(0, "cohort", f"{n:,} x {m:,}")
@@ -171,8 +182,9 @@ def main(folder: Path, measure) -> None:
                            "display.float_format", lambda v: f"{v:.4g}"):
         print("\nbiobank-sim: measured commands (wall s, CPU s of the process tree, peak tree RSS MB)")
         print(pd.DataFrame(rows).drop(columns=["stopped"], errors="ignore").to_string(index=False))
-        print("\npeers on the same PLINK files (agreement with WGR; loci: greedy 1 Mb clumps at 5e-8)")
-        print(pd.DataFrame(peer_rows).to_string(index=False))
+        if peer_rows:
+            print("\npeers on the same PLINK files (agreement with WGR; 5e-8 loci merged at 500 kb)")
+            print(pd.DataFrame(peer_rows).to_string(index=False))
         if steps is not None:
             print("\nthe pipeline step by step (gwas_model: wgr), each step in its own process")
             print(steps.to_string(index=False))

@@ -81,6 +81,7 @@ class Cohorts(Record):
     snps_subsampled: int
     samples_cap: int
     traits: list[str]
+    privacy_snps: int = 0
 
 
 # --- metrics.json: association (compare/association.py) ----------------------------------------------
@@ -174,6 +175,17 @@ class PcaComparison(Record):
     centroid_distance_sd: Real
 
 
+class StructureSampling(Record):
+    """Which individuals and SNPs the structure metrics saw; the jackknife SEs when they are a sample."""
+
+    samples_real: int
+    samples_synthetic: int
+    snps: int
+    subsampled: bool
+    jackknife_groups: int
+    standard_error: dict[str, Real]
+
+
 class Structure(Record):
     allele_frequency: AlleleFrequency
     ld_decay: LdDecay
@@ -181,6 +193,7 @@ class Structure(Record):
     kinship_centred: KinshipQuantiles
     kinship_spectrum: KinshipSpectrum
     pca: PcaComparison
+    sampling: StructureSampling | None = None
 
 
 # --- metrics.json: phenotypes (compare/phenotypes.py) ------------------------------------------------

@@ -80,13 +80,13 @@ def _pairs(synth_train, holdout_train, holdout_synth, king_synth_train=None, kin
     n_h = np.shape(holdout_train)[0]
 
     def within(n):
-        return stats(np.ones((n, n)) - np.eye(n))
+        return privacy.Neighbours.of(stats(np.ones((n, n)) - np.eye(n)), within=True)
 
     return privacy.PrivacyInputs(
-        synth_train=stats(synth_train, king_synth_train),
-        holdout_train=stats(holdout_train, king_holdout_train),
-        train_train=within(n_t), synth_synth=within(n_s), holdout_synth=stats(holdout_synth),
-        holdout_holdout=within(n_h))
+        synth_train=privacy.Neighbours.of(stats(synth_train, king_synth_train)),
+        holdout_train=privacy.Neighbours.of(stats(holdout_train, king_holdout_train)),
+        train_train=within(n_t), synth_synth=within(n_s),
+        holdout_synth=privacy.Neighbours.of(stats(holdout_synth)), holdout_holdout=within(n_h))
 
 
 def test_membership_inference_is_certain_when_members_sit_closer_to_synthetic_genomes():

@@ -9,7 +9,10 @@ Every measure rests on pairwise comparisons of genomes on hard calls:
   about 0.25 / 0.125 / 0.0625 for first / second / third degree relatives.
 
 Both come from :func:`genosynth.genetics.relatedness.pair_counts`: a few matrix products of one-hot genotype
-indicators, accumulated over SNP blocks so that memory is ``O(n_a * n_b)`` whatever the SNP count.
+indicators, accumulated over SNP blocks. Every metric needs only each genome's nearest neighbour and its
+largest KING kinship, so :func:`neighbours` computes the pairs a chunk of rows at a time and keeps those
+per-genome reductions: memory is ``O(chunk * n_b)`` whatever the cohort sizes, and the result is the exact
+brute-force nearest neighbour (no approximate index).
 """
 
 from __future__ import annotations
@@ -75,6 +78,89 @@ def nearest(distance: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
     return d.min(axis=1)
 
 
+#: Pairs computed at once by :func:`neighbours` (chunk rows x every column): about 6 float64 count matrices
+#: of this many cells, ~200 MB, whatever the cohort sizes.
+PAIR_CHUNK_CELLS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Each genome's nearest neighbour in the other cohort, and each row genome's closest relative.
+
+    Attributes
+    ----------
+    row_nearest : (n_a,) float
+        Distance from each genome of cohort A to its closest genome of B (``inf`` when none shares a SNP;
+        within one cohort, to its closest *other* genome).
+    col_nearest : (n_b,) float
+        Distance from each genome of B to its closest genome of A.
+    row_max_king : (n_a,) float
+        Each A genome's largest KING kinship to a B genome (NaN when no pair has one).
+    """
+
+    row_nearest: np.ndarray
+    col_nearest: np.ndarray
+    row_max_king: np.ndarray
+
+    @classmethod
+    def of(cls, stats: PairStatistics, *, within: bool = False) -> Neighbours:
+        """The reductions of full ``(n_a, n_b)`` pair matrices (``within``: one cohort, diagonal skipped)."""
+        king = np.where(np.isnan(stats.king), -np.inf, np.asarray(stats.king, dtype=np.float64))
+        if within:
+            np.fill_diagonal(king, -np.inf)
+        best = king.max(axis=1) if king.size else np.zeros(king.shape[0])
+        return cls(row_nearest=nearest(stats.distance, exclude_self=within),
+                   col_nearest=nearest(np.asarray(stats.distance).T, exclude_self=within),
+                   row_max_king=np.where(np.isfinite(best), best, np.nan))
+
+
+def neighbours(calls_a: np.ndarray, calls_b: np.ndarray | None = None, *,
+               chunk_cells: int = PAIR_CHUNK_CELLS, block: int = SNP_BLOCK) -> Neighbours:
+    """Exact nearest neighbours and closest KING relatives between two cohorts, a chunk of rows at a time.
+
+    Parameters
+    ----------
+    calls_a : (n_a, k) int8
+        Hard calls in {0, 1, 2}, ``-1`` missing.
+    calls_b : (n_b, k) int8, optional
+        Same SNPs; default ``calls_a`` (within one cohort: each genome's closest *other* genome).
+    chunk_cells : rows per chunk are ``max(1, chunk_cells // n_b)``; memory is ``O(chunk * n_b)``.
+
+    Returns
+    -------
+    :class:`Neighbours`, equal to ``Neighbours.of(pair_statistics(calls_a, calls_b))``.
+    """
+    within = calls_b is None
+    calls_b = calls_a if calls_b is None else calls_b
+    n_a, n_b = calls_a.shape[0], calls_b.shape[0]
+    rows = max(1, chunk_cells // max(n_b, 1))
+    row_nearest = np.full(n_a, np.inf)
+    col_nearest = np.full(n_b, np.inf)
+    row_king = np.full(n_a, np.nan)
+    for start in range(0, n_a, rows):
+        stop = min(start + rows, n_a)
+        stats = pair_statistics(calls_a[start:stop], calls_b, block)
+        distance = np.asarray(stats.distance, dtype=np.float64)
+        distance[np.isnan(distance)] = np.inf
+        king = np.where(np.isnan(stats.king), -np.inf, np.asarray(stats.king, dtype=np.float64))
+        if within:
+            local = np.arange(stop - start)
+            distance[local, start + local] = np.inf
+            king[local, start + local] = -np.inf
+        row_nearest[start:stop] = distance.min(axis=1) if n_b else np.inf
+        np.minimum(col_nearest, distance.min(axis=0), out=col_nearest)
+        best = king.max(axis=1) if n_b else np.full(stop - start, -np.inf)
+        row_king[start:stop] = np.where(np.isfinite(best), best, np.nan)
+    return Neighbours(row_nearest=row_nearest, col_nearest=col_nearest, row_max_king=row_king)
+
+
+def aats_from(between: Neighbours, within_a: Neighbours, within_b: Neighbours) -> float:
+    """:func:`aats` from nearest-neighbour summaries: ``between`` of cohort A (rows) against B, and each
+    cohort's within-cohort summary."""
+    return float(0.5 * (np.mean(between.row_nearest > within_a.row_nearest)
+                        + np.mean(between.col_nearest > within_b.row_nearest)))
+
+
 def aats(d_real_synth: np.ndarray, d_real_real: np.ndarray, d_synth_synth: np.ndarray) -> float:
     """Nearest-neighbour adversarial accuracy AA_TS (Yelmen et al. 2021) of two equally sized cohorts.
 
@@ -107,43 +193,35 @@ def _share(flags: np.ndarray) -> float:
     return float(np.mean(flags)) if np.size(flags) else math.nan
 
 
-def _max_per_row(king: np.ndarray) -> np.ndarray:
-    """Each row genome's largest kinship to any column genome (NaN rows dropped)."""
-    if king.size == 0:
-        return np.zeros(0)
-    filled = np.where(np.isnan(king), -np.inf, king)
-    best = filled.max(axis=1)
-    return best[np.isfinite(best)]
-
-
 def _balanced(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=size, replace=False)) if size < n else np.arange(n)
 
 
 @dataclass
 class PrivacyInputs:
-    """Pairwise statistics among the three cohorts, computed once and shared with the structure metrics."""
+    """Nearest-neighbour summaries among the three cohorts (rows first: ``synth_train`` has a row per
+    synthetic genome), computed once; within-cohort summaries skip each genome itself."""
 
-    synth_train: PairStatistics
-    holdout_train: PairStatistics
-    train_train: PairStatistics
-    synth_synth: PairStatistics
-    holdout_synth: PairStatistics
-    holdout_holdout: PairStatistics
+    synth_train: Neighbours
+    holdout_train: Neighbours
+    train_train: Neighbours
+    synth_synth: Neighbours
+    holdout_synth: Neighbours
+    holdout_holdout: Neighbours
 
 
 def compute_pairs(
     train: CohortGenotypes, holdout: CohortGenotypes, synthetic: CohortGenotypes
 ) -> PrivacyInputs:
-    """Every pairwise statistic that the privacy and kinship metrics need."""
+    """Every nearest-neighbour summary that the privacy metrics need, chunk by chunk (no n x n matrix)."""
     t, h, s = train.calls(), holdout.calls(), synthetic.calls()
     return PrivacyInputs(
-        synth_train=pair_statistics(s, t),
-        holdout_train=pair_statistics(h, t),
-        train_train=pair_statistics(t, t),
-        synth_synth=pair_statistics(s, s),
-        holdout_synth=pair_statistics(h, s),
-        holdout_holdout=pair_statistics(h, h),
+        synth_train=neighbours(s, t),
+        holdout_train=neighbours(h, t),
+        train_train=neighbours(t),
+        synth_synth=neighbours(s),
+        holdout_synth=neighbours(h, s),
+        holdout_holdout=neighbours(h),
     )
 
 
@@ -192,9 +270,9 @@ class Closeness:
 
 
 def closeness(pairs: PrivacyInputs) -> Closeness:
-    synth_to_train = nearest(pairs.synth_train.distance)
-    holdout_to_train = nearest(pairs.holdout_train.distance)
-    train_to_train = nearest(pairs.train_train.distance, exclude_self=True)
+    synth_to_train = pairs.synth_train.row_nearest
+    holdout_to_train = pairs.holdout_train.row_nearest
+    train_to_train = pairs.train_train.row_nearest
     # The real cohort's own nearest-neighbour distances: unseen (holdout) genomes to training genomes,
     # pooled with training genomes to their closest other training genome (same distribution, more values,
     # so a steadier 1st percentile).
@@ -221,23 +299,45 @@ class AdversarialAccuracy:
         return self.holdout - self.train_matched
 
 
-def adversarial_accuracy(pairs: PrivacyInputs, n_train: int, n_holdout: int, n_synthetic: int,
-                         rng: np.random.Generator) -> AdversarialAccuracy:
-    """AATS needs cohorts of equal size: the larger one is subsampled (deterministically, from ``rng``)."""
+def adversarial_accuracy(pairs: PrivacyInputs, train: CohortGenotypes, holdout: CohortGenotypes,
+                         synthetic: CohortGenotypes, rng: np.random.Generator) -> AdversarialAccuracy:
+    """AATS needs cohorts of equal size: the larger one is subsampled (deterministically, from ``rng``).
+
+    A cohort used whole reuses the summaries of ``pairs``; a subsample gets its own (chunked) summaries.
+    """
+    cache: dict[tuple, Neighbours] = {}
+    whole = {("synthetic", "train"): pairs.synth_train, ("train", "train"): pairs.train_train,
+             ("synthetic", "synthetic"): pairs.synth_synth, ("holdout", "synthetic"): pairs.holdout_synth,
+             ("holdout", "holdout"): pairs.holdout_holdout}
+    cohorts = {"train": train, "holdout": holdout, "synthetic": synthetic}
+
+    def summary(a: str, ia: np.ndarray, b: str, ib: np.ndarray) -> Neighbours:
+        if ia.size == cohorts[a].n and ib.size == cohorts[b].n and (a, b) in whole:
+            return whole[(a, b)]
+        key = (a, ia.tobytes(), b, ib.tobytes())
+        if key not in cache:
+            calls_a = cohorts[a].calls()[ia]
+            same = a == b and np.array_equal(ia, ib)
+            cache[key] = neighbours(calls_a) if same else neighbours(calls_a, cohorts[b].calls()[ib])
+        return cache[key]
+
+    def accuracy(a: str, ia: np.ndarray, b: str, ib: np.ndarray, swap: bool = False) -> float:
+        # AATS of cohort ``a`` (the real side) against ``b``; ``swap``: the between summary is stored b-first.
+        between = summary(b, ib, a, ia) if swap else summary(a, ia, b, ib)
+        if swap:
+            between = Neighbours(row_nearest=between.col_nearest, col_nearest=between.row_nearest,
+                                 row_max_king=np.full(between.col_nearest.shape, np.nan))
+        return aats_from(between, summary(a, ia, a, ia), summary(b, ib, b, ib))
+
+    n_train, n_holdout, n_synthetic = train.n, holdout.n, synthetic.n
     n = min(n_train, n_synthetic)
     ti, si = _balanced(rng, n_train, n), _balanced(rng, n_synthetic, n)
-    train = aats(pairs.synth_train.distance[np.ix_(si, ti)].T,
-                 pairs.train_train.distance[np.ix_(ti, ti)],
-                 pairs.synth_synth.distance[np.ix_(si, si)])
+    full = accuracy("train", ti, "synthetic", si, swap=True)
     m = min(n_holdout, n_synthetic, n_train)
     hi, si_m, ti_m = _balanced(rng, n_holdout, m), _balanced(rng, n_synthetic, m), _balanced(rng, n_train, m)
-    holdout = aats(pairs.holdout_synth.distance[np.ix_(hi, si_m)],
-                   pairs.holdout_holdout.distance[np.ix_(hi, hi)],
-                   pairs.synth_synth.distance[np.ix_(si_m, si_m)])
-    matched = aats(pairs.synth_train.distance[np.ix_(si_m, ti_m)].T,
-                   pairs.train_train.distance[np.ix_(ti_m, ti_m)],
-                   pairs.synth_synth.distance[np.ix_(si_m, si_m)])
-    return AdversarialAccuracy(train=train, holdout=holdout, train_matched=matched)
+    held = accuracy("holdout", hi, "synthetic", si_m)
+    matched = accuracy("train", ti_m, "synthetic", si_m, swap=True)
+    return AdversarialAccuracy(train=full, holdout=held, train_matched=matched)
 
 
 @dataclass(frozen=True)
@@ -257,8 +357,8 @@ class MembershipInference:
 
 
 def membership_inference(pairs: PrivacyInputs) -> MembershipInference:
-    member_score = -nearest(pairs.synth_train.distance.T)
-    nonmember_score = -nearest(pairs.holdout_synth.distance)
+    member_score = -pairs.synth_train.col_nearest
+    nonmember_score = -pairs.holdout_synth.row_nearest
     return MembershipInference(auc=auc(member_score, nonmember_score), members=member_score.size,
                                non_members=nonmember_score.size)
 
@@ -297,8 +397,9 @@ class Relatives:
 
 
 def relatives(pairs: PrivacyInputs) -> Relatives:
-    king_synth = _max_per_row(pairs.synth_train.king)
-    king_holdout = _max_per_row(pairs.holdout_train.king)
+    king_synth = pairs.synth_train.row_max_king
+    king_holdout = pairs.holdout_train.row_max_king
+    king_synth, king_holdout = king_synth[np.isfinite(king_synth)], king_holdout[np.isfinite(king_holdout)]
     shares = []
     for label, cut in RELATIVE_CUTS:
         synth_share, holdout_share = _share(king_synth > cut), _share(king_holdout > cut)
@@ -345,7 +446,7 @@ def privacy_metrics(
     rng = np.random.default_rng([seed, 20211103])
     identical = identical_genomes(train, holdout, synthetic)
     close = closeness(pairs)
-    accuracy = adversarial_accuracy(pairs, train.n, holdout.n, synthetic.n, rng)
+    accuracy = adversarial_accuracy(pairs, train, holdout, synthetic, rng)
     membership = membership_inference(pairs)
     related = relatives(pairs)
     metrics: dict[str, Any] = {

@@ -25,10 +25,16 @@ from genosynth.genetics.relatedness import kinship_spectrum
 from genosynth.run_config import RunConfig
 
 DETAILS = run_layout.COMPARE_DETAILS
-# Pairwise metrics cost O(n^2 * snps): cap both. 20k evenly spaced SNPs resolve distances finely enough for
-# nearest-neighbour comparisons; identical genomes are still detected on every SNP (fingerprints).
+# Structure metrics (LD, kinship, PCA) run on at most MAX_SNPS evenly spaced SNPs and MAX_SAMPLES evenly
+# spaced individuals per cohort; above MAX_SAMPLES they are a sample and carry jackknife SEs
+# (structure.subsample_standard_errors). Privacy metrics use every individual, chunk by chunk
+# (privacy.neighbours: memory O(chunk x n)), on a SNP subsample whose size keeps train x synthetic pairs
+# x SNPs at PRIVACY_PAIR_SNPS (20,000 SNPs up to 4,000 x 4,000 people, as before; never under
+# MIN_PRIVACY_SNPS). Identical genomes are still detected on every SNP (fingerprints).
 MAX_SNPS = 20_000
 MAX_SAMPLES = 4_000
+PRIVACY_PAIR_SNPS = MAX_SAMPLES * MAX_SAMPLES * MAX_SNPS
+MIN_PRIVACY_SNPS = 2_000
 PCA_SCORES_KEPT = 4
 KINSHIP_BINS = np.linspace(-0.5, 0.5, 101)
 KINSHIP_EIGENVALUES = 20  # leading eigenvalues of the centred kinship, as shares of its trace
@@ -55,6 +61,13 @@ def _histogram(values: np.ndarray, bins: np.ndarray) -> list[int]:
     return np.histogram(clipped, bins=bins)[0].tolist()
 
 
+def privacy_snps(n_train: int, n_synthetic: int, n_snps: int) -> int:
+    """SNPs of the privacy metrics' subsample: ``PRIVACY_PAIR_SNPS / (n_train n_synthetic)`` within
+    ``[MIN_PRIVACY_SNPS, MAX_SNPS]``, and never more than the dataset has."""
+    budget = PRIVACY_PAIR_SNPS // max(n_train * n_synthetic, 1)
+    return int(min(n_snps, MAX_SNPS, max(MIN_PRIVACY_SNPS, budget)))
+
+
 def compute(run_url: str, *, seed: int = 0) -> tuple[CompareMetrics, dict[str, Any]]:
     """Every comparison metric of the run (``metrics``, the record of ``compare/metrics.json``) and the plot
     data (``details``).
@@ -76,11 +89,18 @@ def compute(run_url: str, *, seed: int = 0) -> tuple[CompareMetrics, dict[str, A
     gwas_real = _read_table(run_url, run_layout.GWAS_REAL)
     gwas_synth = _read_table(run_url, run_layout.GWAS_SYNTHETIC)
 
+    sources = (("train", train), ("holdout", holdout), ("synthetic", synthetic))
+    privacy_index = even_subsample(train.n_variants, privacy_snps(train.n_samples, synthetic.n_samples,
+                                                                  train.n_variants))
     snp_index = even_subsample(train.n_variants, MAX_SNPS)
-    cohorts = {
-        name: load_cohort(ds, snp_index, name=name, sample_index=even_subsample(ds.n_samples, MAX_SAMPLES))
-        for name, ds in (("train", train), ("holdout", holdout), ("synthetic", synthetic))
-    }
+    cohorts = {name: load_cohort(ds, privacy_index, name=name) for name, ds in sources}
+    subsampled = max(train.n_samples, synthetic.n_samples) > MAX_SAMPLES
+    if subsampled or len(privacy_index) != len(snp_index):
+        shown = {name: load_cohort(ds, snp_index, name=name,
+                                   sample_index=even_subsample(ds.n_samples, MAX_SAMPLES))
+                 for name, ds in sources if name != "holdout"}
+    else:
+        shown = cohorts
     pairs = privacy.compute_pairs(cohorts["train"], cohorts["holdout"], cohorts["synthetic"])
 
     # --- association ------------------------------------------------------------------------------
@@ -90,16 +110,22 @@ def compute(run_url: str, *, seed: int = 0) -> tuple[CompareMetrics, dict[str, A
     variants = train.variants.iloc[snp_index]
     chrom = variants["chr"].astype(str).to_numpy()
     pos = pd.to_numeric(variants["pos"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    real_dosages, synth_dosages = cohorts["train"].dosages, cohorts["synthetic"].dosages
+    real_dosages, synth_dosages = shown["train"].dosages, shown["synthetic"].dosages
     snp_sets = structure.ld_pairs(real_dosages, chrom, pos, structure.LD_SNPS_PER_CHROMOSOME)
     ld_real = structure.ld_decay(real_dosages, snp_sets)
     ld_synth = structure.ld_decay(synth_dosages, snp_sets)
-    king_real = structure.off_diagonal(pairs.train_train.king)
-    king_synth = structure.off_diagonal(pairs.synth_synth.king)
+    real_calls, synth_calls = shown["train"].calls(), shown["synthetic"].calls()
+    king_matrix_real = privacy.pair_statistics(real_calls, real_calls).king
+    king_matrix_synth = privacy.pair_statistics(synth_calls, synth_calls).king
+    king_real = structure.off_diagonal(king_matrix_real)
+    king_synth = structure.off_diagonal(king_matrix_synth)
     kinship_real = centred_kinship(real_dosages)
     kinship_synth = centred_kinship(synth_dosages)
     grm_real, grm_synth = structure.off_diagonal(kinship_real), structure.off_diagonal(kinship_synth)
     pca_metrics, pca_scores = structure.pca_comparison(real_dosages, synth_dosages)
+    errors = (structure.subsample_standard_errors(real_dosages, synth_dosages, snp_sets, king_matrix_real,
+                                                  king_matrix_synth, kinship_real, kinship_synth)
+              if subsampled else {})
     struct = {
         "allele_frequency": structure.allele_frequency_metrics(train.variants["af"].to_numpy(float),
                                                                synthetic.variants["af"].to_numpy(float)),
@@ -110,6 +136,10 @@ def compute(run_url: str, *, seed: int = 0) -> tuple[CompareMetrics, dict[str, A
         "kinship_spectrum": {"real": kinship_spectrum(kinship_real, KINSHIP_EIGENVALUES),
                              "synthetic": kinship_spectrum(kinship_synth, KINSHIP_EIGENVALUES)},
         "pca": pca_metrics,
+        "sampling": {"samples_real": shown["train"].n, "samples_synthetic": shown["synthetic"].n,
+                     "snps": len(snp_index), "subsampled": subsampled,
+                     "jackknife_groups": structure.JACKKNIFE_GROUPS if subsampled else 0,
+                     "standard_error": errors},
     }
 
     pheno_metrics, pheno_details = phenotypes.phenotype_metrics(train.samples, synthetic.samples,
@@ -122,7 +152,7 @@ def compute(run_url: str, *, seed: int = 0) -> tuple[CompareMetrics, dict[str, A
             "train_samples": train.n_samples, "holdout_samples": holdout.n_samples,
             "synthetic_samples": synthetic.n_samples, "snps": train.n_variants,
             "snps_subsampled": len(snp_index), "samples_cap": MAX_SAMPLES,
-            "traits": sorted(assoc),
+            "traits": sorted(assoc), "privacy_snps": len(privacy_index),
         },
         "association": assoc,
         "structure": struct,

@@ -178,3 +178,70 @@ def pca_comparison(real: np.ndarray, synthetic: np.ndarray, k: int = PCA_COMPONE
         "centroid_distance_sd": float(np.linalg.norm(centroid)),
     }
     return metrics, {"real": score_real, "synthetic": score_synth}
+
+
+# --- sampling error of the metrics on a sample subsample ---------------------------------------------
+JACKKNIFE_GROUPS = 8
+
+
+def jackknife_se(replicates: np.ndarray) -> np.ndarray:
+    """Delete-a-group jackknife standard error from ``(G, ...)`` leave-one-group-out values.
+
+    ``sqrt((G - 1) / G * sum_g (theta_g - mean theta)^2)``; NaN replicates make the SE NaN.
+    """
+    replicates = np.asarray(replicates, dtype=np.float64)
+    g = replicates.shape[0]
+    if g < 2:
+        return np.full(replicates.shape[1:], np.nan)
+    return np.sqrt((g - 1) / g * np.sum((replicates - replicates.mean(axis=0)) ** 2, axis=0))
+
+
+def summary_numbers(real: np.ndarray, synthetic: np.ndarray, snp_sets: list[tuple[np.ndarray, np.ndarray]],
+                    king_real: np.ndarray, king_synth: np.ndarray, grm_real: np.ndarray,
+                    grm_synth: np.ndarray) -> dict[str, float]:
+    """The scalar structure metrics that depend on which individuals are compared.
+
+    Parameters
+    ----------
+    real : (n_r, m), synthetic : (n_s, m) float
+        Dosages, NaN missing.
+    king_real, grm_real : (n_r, n_r); king_synth, grm_synth : (n_s, n_s)
+        KING and centred kinship matrices of the same individuals.
+
+    Returns
+    -------
+    dict keyed ``ld_decay.mean_abs_difference``, ``kinship_king.mean_abs_difference``,
+    ``kinship_centred.mean_abs_difference``, ``pca.mean_wasserstein_sd``, ``pca.centroid_distance_sd``.
+    """
+    ld = ld_decay_distance(ld_decay(real, snp_sets), ld_decay(synthetic, snp_sets))
+    king = kinship_quantiles(off_diagonal(king_real), off_diagonal(king_synth))
+    grm = kinship_quantiles(off_diagonal(grm_real), off_diagonal(grm_synth))
+    pca, _ = pca_comparison(real, synthetic)
+    return {"ld_decay.mean_abs_difference": ld["mean_abs_difference"],
+            "kinship_king.mean_abs_difference": king["mean_abs_difference"],
+            "kinship_centred.mean_abs_difference": grm["mean_abs_difference"],
+            "pca.mean_wasserstein_sd": pca["mean_wasserstein_sd"],
+            "pca.centroid_distance_sd": pca["centroid_distance_sd"]}
+
+
+def subsample_standard_errors(real: np.ndarray, synthetic: np.ndarray,
+                              snp_sets: list[tuple[np.ndarray, np.ndarray]], king_real: np.ndarray,
+                              king_synth: np.ndarray, grm_real: np.ndarray, grm_synth: np.ndarray,
+                              groups: int = JACKKNIFE_GROUPS) -> dict[str, float]:
+    """Sampling error of :func:`summary_numbers` computed on a sample of individuals.
+
+    Each cohort's rows are dealt into ``groups`` groups (row ``i`` into group ``i % groups``); replicate
+    ``g`` leaves group ``g`` out of both cohorts (the pair matrices are cut, not recomputed) and the
+    spread of the replicates is the delete-a-group jackknife SE (:func:`jackknife_se`) of each number.
+    Arguments as :func:`summary_numbers`.
+    """
+    rows_r, rows_s = np.arange(real.shape[0]) % groups, np.arange(synthetic.shape[0]) % groups
+    replicates = []
+    for g in range(groups):
+        kr, ks = np.flatnonzero(rows_r != g), np.flatnonzero(rows_s != g)
+        numbers = summary_numbers(real[kr], synthetic[ks], snp_sets, king_real[np.ix_(kr, kr)],
+                                  king_synth[np.ix_(ks, ks)], grm_real[np.ix_(kr, kr)],
+                                  grm_synth[np.ix_(ks, ks)])
+        replicates.append(list(numbers.values()))
+    se = jackknife_se(np.asarray(replicates))
+    return dict(zip(numbers.keys(), se.tolist(), strict=True))
