@@ -66,7 +66,7 @@ _PRIVACY_SNPS = 20_000  # the compare step's SNP subsample (compare.step.MAX_SNP
 _DEFAULT_POOL_FRACTION = 0.125
 _DEFAULT_POOLS = 0  # off: on the demo colony pools of 1/8 of the donors leaked membership (AUC 0.65)
 # Colony pedigree: clans of families descending from founder mosaics (founders set from the kinship spectrum).
-_DEFAULT_GENERATIONS = 3
+_DEFAULT_GENERATIONS = 0  # off: on hs1940 the clans raised the synthetic LOCO lambda_GC (docs/synthesis.md)
 _DEFAULT_CLANS = 4
 _MIN_STRUCTURE_GAP = 0.005
 _PARENT_OFFSET = 1 << 40
