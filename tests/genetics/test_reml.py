@@ -8,7 +8,6 @@ over the analysed mice as GEMMA does.
 
 from __future__ import annotations
 
-import gzip
 import math
 import os
 import subprocess
@@ -35,24 +34,10 @@ CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
-def hs_chromosome1(tmp_path_factory, gemma_example_dir, gemma_bin):
+def hs_chromosome1(tmp_path_factory, write_hs1940_subset, gemma_bin):
     """BIMBAM files of the subset, GEMMA's kinship of it, and a runner of ``gemma -lmm 1``."""
     folder = tmp_path_factory.mktemp("reml")
-    stem = os.path.join(gemma_example_dir, "mouse_hs1940")
-    keep = set()
-    with gzip.open(f"{stem}.anno.txt.gz", "rt") as src, open(folder / "hs.anno.txt", "w") as dst:
-        for line in src:
-            if line.split()[2] == "1":
-                keep.add(line.split()[0])
-                dst.write(line)
-    with gzip.open(f"{stem}.geno.txt.gz", "rt") as src, open(folder / "hs.geno.txt", "w") as dst:
-        for line in src:
-            fields = [f.strip() for f in line.split(",")]
-            if fields[0] in keep:
-                dst.write(", ".join(fields[: 3 + N_MICE]) + "\n")
-    with gzip.open(f"{stem}.pheno.txt.gz", "rt") as src:
-        rows = [line.rstrip("\n").split("\t") for _, line in zip(range(N_MICE), src, strict=False)]
-    (folder / "hs.pheno.txt").write_text("".join("\t".join(row) + "\n" for row in rows))
+    rows = write_hs1940_subset(folder, ("1",), N_MICE)
     (folder / "hs.cov.txt").write_text("".join(f"1\t{row[5]}\n" for row in rows))  # intercept, trait6
     base = ["-g", "hs.geno.txt", "-p", "hs.pheno.txt", "-a", "hs.anno.txt", "-n", "1"]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}

@@ -7,7 +7,6 @@ our BIMBAM importer. ``gemma`` runs the real GEMMA 0.98.5 on those files and cac
 
 from __future__ import annotations
 
-import gzip
 import os
 import shutil
 import subprocess
@@ -33,27 +32,11 @@ class Subset:
 
 
 @pytest.fixture(scope="session")
-def hs_subset(tmp_path_factory, gemma_example_dir) -> Subset:
+def hs_subset(tmp_path_factory, write_hs1940_subset) -> Subset:
     from genosynth.formats.bimbam import import_bimbam
 
     folder = tmp_path_factory.mktemp("hs_subset")
-    stem = os.path.join(gemma_example_dir, "mouse_hs1940")
-    keep: set[str] = set()
-    with gzip.open(f"{stem}.anno.txt.gz", "rt") as src, open(folder / "hs.anno.txt", "w") as dst:
-        for line in src:
-            fields = line.split()
-            if fields[2] in CHROMOSOMES:
-                keep.add(fields[0])
-                dst.write(line)
-    with gzip.open(f"{stem}.geno.txt.gz", "rt") as src, open(folder / "hs.geno.txt", "w") as dst:
-        for line in src:
-            fields = [f.strip() for f in line.split(",")]
-            if fields[0] in keep:
-                dst.write(", ".join(fields[: 3 + N_MICE]) + "\n")
-    with gzip.open(f"{stem}.pheno.txt.gz", "rt") as src:
-        rows = [line.rstrip("\n").split("\t") for _, line in zip(range(N_MICE), src, strict=False)]
-    with open(folder / "hs.pheno.txt", "w") as dst:
-        dst.writelines("\t".join(row) + "\n" for row in rows)
+    rows = write_hs1940_subset(folder, CHROMOSOMES, N_MICE)
     with open(folder / "hs.cov.txt", "w") as dst:
         dst.writelines("\t".join(["1", row[3], row[5]]) + "\n" for row in rows)
     url = str(folder / "dataset")
