@@ -11,3 +11,16 @@ def test_a_requested_device_wins_and_none_picks_what_torch_sees():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert pick_device().type == expected
     assert pick_device("").type == expected
+
+
+def test_torch_threads_sets_the_count_inside_and_restores_it_after_an_error():
+    from genosynth.genetics.device import torch_threads
+
+    before = torch.get_num_threads()
+    try:
+        with torch_threads(1, torch.device("cpu")):
+            assert torch.get_num_threads() == 1
+            raise RuntimeError("inside")
+    except RuntimeError:
+        pass
+    assert torch.get_num_threads() == before

@@ -22,6 +22,7 @@ from genosynth.genetics.reml import (
     L_MIN,
     eigendecompose,
     fit_null,
+    fit_null_rotated,
     logdet_v,
     logdet_zz,
     region_ends,
@@ -164,3 +165,21 @@ def test_rotation_and_eigendecomposition_rebuild_the_kinship():
     np.testing.assert_allclose(u @ np.diag(d) @ u.T, kinship, atol=1e-12)
     assert eigen.trace == pytest.approx(np.trace(kinship) / 12, rel=1e-12)
     np.testing.assert_allclose(eigen.rotate(g).numpy(), u.T @ g, atol=1e-12)
+
+
+def test_rotated_fit_equals_the_kinship_fit_and_keeps_to_the_range_it_is_given():
+    rng = np.random.default_rng(3)
+    g = rng.binomial(2, 0.4, size=(150, 400)).astype(float)
+    g -= g.mean(axis=0)
+    kinship = g @ g.T / 400
+    y = g[:, :40] @ rng.normal(scale=0.3, size=40) + rng.normal(size=150)  # lambda well above 0.01
+    full = fit_null(kinship, y, device=CPU)
+    eigen = eigendecompose(kinship, CPU)
+    ones = np.ones((150, 1))
+    rotated = fit_null_rotated(eigen, eigen.rotate(ones), eigen.rotate(y))
+    assert rotated.lambda_ == pytest.approx(full.lambda_, rel=1e-10)
+    assert rotated.logl == pytest.approx(full.logl, rel=1e-12)
+    assert full.lambda_ > 0.05
+    narrowed = fit_null_rotated(eigen, eigen.rotate(ones), eigen.rotate(y), l_min=1e-4, l_max=0.01)
+    assert narrowed.lambda_ == pytest.approx(0.01, rel=1e-9)  # the REML optimum lies beyond the range
+    assert narrowed.logl < full.logl

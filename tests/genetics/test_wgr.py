@@ -84,3 +84,28 @@ def test_bed_codec_round_trips_and_matches_plink_codes():
     assert records[0, 0] == 0b01_00_10_11 and records[0, 1] == 0b00_00_00_00
     decoded = bed.decode(records, 5)
     np.testing.assert_array_equal(decoded, np.where(np.isnan(calls), -1, calls).astype(np.int8))
+
+
+def test_penalties_are_regenies_heritability_grid():
+    # h2 = 0.5 gives a penalty of M; h2 = 0.01 gives 99 M.
+    assert np.allclose(wgr.ridge_penalties(1000, (0.5, 0.01)), [1000.0, 99000.0])
+
+
+def test_projecting_out_leaves_residuals_orthogonal_to_the_covariates():
+    rng = np.random.default_rng(0)
+    covariates = np.column_stack([np.ones(50), rng.normal(size=50)])
+    basis, _ = np.linalg.qr(covariates)
+    values = rng.normal(size=(50, 3))
+    residuals = wgr.project_out(basis, values)
+    assert np.allclose(covariates.T @ residuals, 0.0, atol=1e-12)
+    least_squares = values - covariates @ np.linalg.lstsq(covariates, values, rcond=None)[0]
+    assert np.allclose(residuals, least_squares)
+
+
+def test_standardised_columns_have_unit_variance_and_constant_ones_become_zero():
+    values = np.array([[1, 5, 2], [3, 5, 2], [5, 5, 8]], dtype=np.int8)
+    scaled = wgr.standardise_columns(values)
+    assert scaled.dtype == np.float64
+    assert np.allclose(scaled.std(axis=0), [1.0, 0.0, 1.0])
+    assert np.all(scaled[:, 1] == 0.0)
+    assert np.allclose(scaled[:, 0], values[:, 0] / values[:, 0].std())
