@@ -23,8 +23,9 @@ _FAMILIES = {
 # ``n_synthetic`` (base plan), ``context_snps`` (prep's batching) and ``phenotypes`` (assemble).
 _COMMON_OPTIONS = frozenset({"n_synthetic", "context_snps", "phenotypes"})
 _OPTIONS = {
-    "mosaic": frozenset({"switch_rate", "switch_rate_scale", "max_ld_loss", "mutation_rate",
-                         "calibration_snps", "families"}),
+    "mosaic": frozenset({"switch_rate", "switch_rate_scale", "max_ld_loss", "max_membership_auc",
+                         "mutation_rate", "calibration_snps", "privacy_snps", "families", "donor_pools",
+                         "pool_fraction", "pedigree_clans", "pedigree_generations", "pedigree_founders"}),
     "autoregressive": frozenset({"window", "epochs", "learning_rate", "weight_decay"}),
 }
 
