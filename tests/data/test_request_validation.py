@@ -248,6 +248,7 @@ def test_every_documented_mosaic_option_is_accepted(demo, tmp_path, run_cli):
     options = ("{pedigree_generations: 3, pedigree_clans: 4, pedigree_founders: 12, donor_pools: 0, "
                "pool_fraction: 0.125, max_membership_auc: 0.52, max_ld_loss: 0.05}")
     out = tmp_path / "run"
-    result = run_cli("run", demo, "--out", str(out), "--config-text", f"model_options: {options}", "--init-only")
+    result = run_cli("run", demo, "--out", str(out), "--config-text", f"model_options: {options}",
+                     "--init-only")
     assert result.code == 0, result.stderr
     assert (out / "config.json").exists()
