@@ -211,15 +211,20 @@ class PrivacyInputs:
 
 
 def compute_pairs(
-    train: CohortGenotypes, holdout: CohortGenotypes, synthetic: CohortGenotypes
+    train: CohortGenotypes, holdout: CohortGenotypes, synthetic: CohortGenotypes, *,
+    train_train: PairStatistics | None = None, synth_synth: PairStatistics | None = None,
 ) -> PrivacyInputs:
-    """Every nearest-neighbour summary that the privacy metrics need, chunk by chunk (no n x n matrix)."""
+    """Every nearest-neighbour summary that the privacy metrics need, chunk by chunk (no n x n matrix).
+
+    ``train_train`` / ``synth_synth``: the within-cohort pair matrices on the same genomes and SNPs when
+    the caller already has them (the structure metrics of a small cohort), reduced instead of recomputed.
+    """
     t, h, s = train.calls(), holdout.calls(), synthetic.calls()
     return PrivacyInputs(
         synth_train=neighbours(s, t),
         holdout_train=neighbours(h, t),
-        train_train=neighbours(t),
-        synth_synth=neighbours(s),
+        train_train=neighbours(t) if train_train is None else Neighbours.of(train_train, within=True),
+        synth_synth=neighbours(s) if synth_synth is None else Neighbours.of(synth_synth, within=True),
         holdout_synth=neighbours(h, s),
         holdout_holdout=neighbours(h),
     )

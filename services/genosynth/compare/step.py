@@ -101,7 +101,11 @@ def compute(run_url: str, *, seed: int = 0) -> tuple[CompareMetrics, dict[str, A
                  for name, ds in sources if name != "holdout"}
     else:
         shown = cohorts
-    pairs = privacy.compute_pairs(cohorts["train"], cohorts["holdout"], cohorts["synthetic"])
+    real_calls, synth_calls = shown["train"].calls(), shown["synthetic"].calls()
+    within_real = privacy.pair_statistics(real_calls, real_calls)
+    within_synth = privacy.pair_statistics(synth_calls, synth_calls)
+    reuse = {"train_train": within_real, "synth_synth": within_synth} if shown is cohorts else {}
+    pairs = privacy.compute_pairs(cohorts["train"], cohorts["holdout"], cohorts["synthetic"], **reuse)
 
     # --- association ------------------------------------------------------------------------------
     assoc = association.association_metrics(gwas_real, gwas_synth)
@@ -114,9 +118,7 @@ def compute(run_url: str, *, seed: int = 0) -> tuple[CompareMetrics, dict[str, A
     snp_sets = structure.ld_pairs(real_dosages, chrom, pos, structure.LD_SNPS_PER_CHROMOSOME)
     ld_real = structure.ld_decay(real_dosages, snp_sets)
     ld_synth = structure.ld_decay(synth_dosages, snp_sets)
-    real_calls, synth_calls = shown["train"].calls(), shown["synthetic"].calls()
-    king_matrix_real = privacy.pair_statistics(real_calls, real_calls).king
-    king_matrix_synth = privacy.pair_statistics(synth_calls, synth_calls).king
+    king_matrix_real, king_matrix_synth = within_real.king, within_synth.king
     king_real = structure.off_diagonal(king_matrix_real)
     king_synth = structure.off_diagonal(king_matrix_synth)
     kinship_real = centred_kinship(real_dosages)

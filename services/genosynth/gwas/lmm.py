@@ -38,16 +38,21 @@ import torch
 from scipy import special
 from threadpoolctl import threadpool_limits
 
-from genosynth.genetics.device import pick_device
-from genosynth.genetics.device import torch_threads as _torch_threads
-from genosynth.genetics.reml import L_MAX, L_MIN, N_REGION, Eigen, NullModel, eigendecompose, fit_null_rotated
-
-# The per-SNP scan below evaluates the shared restricted likelihood under its short local names.
-from genosynth.genetics.reml import logdet_v as _logdet_h
-from genosynth.genetics.reml import logdet_zz as _logdet_zz
-from genosynth.genetics.reml import region_ends as _region_ends
-from genosynth.genetics.reml import reml_weights as _weights
-from genosynth.genetics.reml import restricted_loglik as _reml
+from genosynth.genetics.device import pick_device, torch_threads
+from genosynth.genetics.reml import (
+    L_MAX,
+    L_MIN,
+    N_REGION,
+    Eigen,
+    NullModel,
+    eigendecompose,
+    fit_null_rotated,
+    logdet_v,
+    logdet_zz,
+    region_ends,
+    reml_weights,
+    restricted_loglik,
+)
 
 N_CHEBYSHEV = 16
 SNP_ROTATION_DTYPE = torch.float32  # precision of U^T X (see LmmPattern.rotate_snps)
@@ -212,7 +217,7 @@ class _Interpolant:
         logdets = bases.transpose(1, 2) @ self.coef_logdet  # (s, 2 or 3)
         shape = (len(u), self.r, self.r)
         gram = grams[:, :, 0].reshape(shape)
-        value, derivative, _, d2 = _reml(
+        value, derivative, _, d2 = restricted_loglik(
             gram, grams[:, :, 1].reshape(shape), logdets[:, 0], logdets[:, 1], zz, self.c + 1, self.df,
             d2_gram=grams[:, :, 2].reshape(shape) if second else None,
             d2_logdet_h=logdets[:, 2] if second else None)
@@ -316,21 +321,21 @@ def _scan_chunk(eigen: Eigen, covariates_rot: torch.Tensor, traits_rot: torch.Te
     n, c = covariates_rot.shape
     m, t = snps_rot.shape[1], traits_rot.shape[1]
     df = n - c - 1
-    ends = _region_ends(device, l_min, l_max, n_region)
+    ends = region_ends(device, l_min, l_max, n_region)
     n_ends = len(ends)
-    h = _weights(values, ends)
+    h = reml_weights(values, ends)
     ones = torch.ones((1, n), dtype=torch.float64, device=device)
     end_sums = _Sums.of(torch.cat([h, h * h - h, ones], dim=0), covariates_rot, traits_rot, snps_rot)
-    logdet_h, d_logdet_h, _ = _logdet_h(values, ends)
+    logdet_h, d_logdet_h, _ = logdet_v(values, ends)
     nodes_u = torch.as_tensor(_chebyshev_nodes(N_CHEBYSHEV), device=device)
 
     columns = torch.arange(m * t, device=device)
     snp, trait = columns // t, columns % t
     gram_all = end_sums.gram(snp, trait)
     gram_ends, d_gram_ends = gram_all[:n_ends], gram_all[n_ends:2 * n_ends]
-    logdet_zz = _logdet_zz(gram_all[-1], c + 1)  # (k,)
-    f_ends, g_ends, _, _ = _reml(gram_ends, d_gram_ends, logdet_h[:, None], d_logdet_h[:, None],
-                                 logdet_zz[None, :], c + 1, df)
+    zz_logdet = logdet_zz(gram_all[-1], c + 1)  # (k,)
+    f_ends, g_ends, _, _ = restricted_loglik(gram_ends, d_gram_ends, logdet_h[:, None], d_logdet_h[:, None],
+                                             zz_logdet[None, :], c + 1, df)
     f_best = torch.full((m * t,), -math.inf, dtype=torch.float64, device=device)
     t_best = torch.full((m * t,), math.nan, dtype=torch.float64, device=device)
     g_best = torch.empty((m * t, c + 2, c + 2), dtype=torch.float64, device=device)
@@ -341,9 +346,9 @@ def _scan_chunk(eigen: Eigen, covariates_rot: torch.Tensor, traits_rot: torch.Te
         lo_t, hi_t = ends[region], ends[region + 1]
         half, mid = 0.5 * (hi_t - lo_t), 0.5 * (hi_t + lo_t)
         node_t = mid + half * nodes_u
-        node_sums = _Sums.of(_weights(values, node_t), covariates_rot, traits_rot, snps_rot)
-        node_logdet, _, _ = _logdet_h(values, node_t)
-        interp = _Interpolant(node_sums.gram(snp[sel], trait[sel]), node_logdet, mid, half, logdet_zz[sel],
+        node_sums = _Sums.of(reml_weights(values, node_t), covariates_rot, traits_rot, snps_rot)
+        node_logdet, _, _ = logdet_v(values, node_t)
+        interp = _Interpolant(node_sums.gram(snp[sel], trait[sel]), node_logdet, mid, half, zz_logdet[sel],
                               c, df)
         del node_sums
         ones_s = torch.ones(len(sel), dtype=torch.float64, device=device)
@@ -438,7 +443,7 @@ class LmmPattern:
     @cached_property
     def null(self) -> list[NullModel]:
         """REML null model of each trait (computed on first use)."""
-        with _torch_threads(1, self.device):
+        with torch_threads(1, self.device):
             return [fit_null_rotated(self.eigen, self.covariates_rot, self.traits_rot[:, j])
                     for j in range(self.traits_rot.shape[1])]
 
@@ -470,6 +475,6 @@ class LmmPattern:
             return self._search(snps_rot)
 
     def _search(self, snps_rot: torch.Tensor) -> list[LmmResult]:
-        with _torch_threads(1, self.device):
+        with torch_threads(1, self.device):
             return lmm_scan(self.eigen, self.covariates_rot, self.traits_rot, snps_rot)
 

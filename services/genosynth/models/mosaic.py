@@ -279,18 +279,12 @@ def family_donors(
     unique_parents, where = np.unique(parents, return_inverse=True)
     generations = int(pedigree["generations"]) if pedigree else 0
     child_rate = switch_rate / 2 / (generations + 1)
-    if generations:
-        clans = ((unique_parents - _PARENT_OFFSET) // 2) % int(pedigree["clans"])
-        parent_paths = ancestor_paths(seed, unique_parents, clans, generations, lo, hi, run_start=run_start,
-                                      founder_rate=switch_rate / 2, meiosis_rate=child_rate,
-                                      n_donors=n_donors, founders=int(pedigree["founders"]), pools=pools)
-    else:
-        width = n_donors if pools is None else pools.shape[1]
-        parent_paths = balanced_donor_path(seed, unique_parents, lo, hi, run_start=run_start,
-                                           switch_rate=switch_rate / 2, n_donors=width)
-        if pools is not None:
-            parent_family = (unique_parents - _PARENT_OFFSET) // 2
-            parent_paths = pools[(parent_family % len(pools))[:, None], parent_paths]
+    parent_family = (unique_parents - _PARENT_OFFSET) // 2
+    # Without a pedigree the parents are level-0 founders themselves, grouped (for pools) by family.
+    groups = parent_family % int(pedigree["clans"]) if generations else parent_family
+    parent_paths = ancestor_paths(seed, unique_parents, groups, generations, lo, hi, run_start=run_start,
+                                  founder_rate=switch_rate / 2, meiosis_rate=child_rate, n_donors=n_donors,
+                                  founders=int(pedigree["founders"]) if generations else 0, pools=pools)
     which = donor_path(seed ^ _CHILD_SEED, np.arange(n), lo, hi, run_start=run_start,
                        switch_rate=child_rate, n_donors=2)
     where = where.reshape(2, n)
