@@ -186,6 +186,44 @@ def restricted_loglik(
     return value, derivative, p, second
 
 
+def snp_loglik(q: torch.Tensor, p_xx: torch.Tensor, p_xy: torch.Tensor, p_yy: torch.Tensor,
+               zz: torch.Tensor, df: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`restricted_loglik` with one SNP ``x`` as the last fixed column, in closed form from what
+    is left after projecting the covariates ``W`` out in the metric ``H``.
+
+    Each input carries its first ``o - 1`` derivatives in ``t = log lambda`` on a leading axis of
+    length ``o`` (1, 2 or 3), then any shape ``...`` (broadcast together):
+
+    q : (o, ...) ``sum log(1 + lambda d) + log |W'HW|``, the part without the SNP;
+    p_xx, p_xy, p_yy : (o, ...) ``x'Hx``, ``x'Hy`` and ``y'Hy`` less their projections on ``W``
+        (Schur complements of ``W'HW``);
+    zz : (...) ``log |Z'Z|`` of the unweighted columns ``Z = [W, x]``;
+    df : ``n - c - 1``.
+
+    With ``R = p_yy - p_xy^2 / p_xx`` (the residual sum of squares of ``y`` on ``[W, x]``),
+    ``l_R = df/2 (log df - log 2pi - 1) - q/2 - (log p_xx - zz)/2 - df/2 log R``.
+    Returns ``l_R`` and its derivatives (o, ...), and ``R`` (...).
+    """
+    a0, b0 = p_xy[0], p_xx[0]
+    r0 = p_yy[0] - a0 * a0 / b0
+    r0 = torch.where(r0 == 0, torch.full_like(r0, 1e-8), r0)  # GEMMA's guard, as restricted_loglik
+    const = 0.5 * df * (math.log(df) - math.log(2 * math.pi) - 1.0)
+    out = [const - 0.5 * q[0] - 0.5 * (torch.log(b0) - zz) - 0.5 * df * torch.log(r0)]
+    order = p_xx.shape[0]
+    if order > 1:
+        a1, b1 = p_xy[1], p_xx[1]
+        r1 = p_yy[1] - (2 * a0 * a1 - a0 * a0 * b1 / b0) / b0
+        out.append(-0.5 * q[1] - 0.5 * b1 / b0 - 0.5 * df * r1 / r0)
+    if order > 2:
+        a2, b2 = p_xy[2], p_xx[2]
+        # Second derivative of a^2 / b.
+        q2 = (2 * a1 * a1 + 2 * a0 * a2) / b0 - (4 * a0 * a1 * b1 + a0 * a0 * b2) / (b0 * b0) \
+            + 2 * a0 * a0 * b1 * b1 / (b0 * b0 * b0)
+        r2 = p_yy[2] - q2
+        out.append(-0.5 * q[2] - 0.5 * (b2 / b0 - (b1 / b0) ** 2) - 0.5 * df * (r2 / r0 - (r1 / r0) ** 2))
+    return torch.stack(torch.broadcast_tensors(*out)), r0
+
+
 def logdet_zz(gram_ones: torch.Tensor, n_project: int) -> torch.Tensor:
     """``log |Z'Z|`` of the first ``n_project`` columns of unweighted Gram matrices (..., r, r), shape
     ``...`` (successive projections, as :func:`restricted_loglik`)."""

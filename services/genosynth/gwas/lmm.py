@@ -35,6 +35,7 @@ from functools import cached_property
 
 import numpy as np
 import torch
+from numpy.polynomial import chebyshev
 from scipy import special
 from threadpoolctl import threadpool_limits
 
@@ -48,10 +49,9 @@ from genosynth.genetics.reml import (
     eigendecompose,
     fit_null_rotated,
     logdet_v,
-    logdet_zz,
     region_ends,
     reml_weights,
-    restricted_loglik,
+    snp_loglik,
 )
 
 N_CHEBYSHEV = 16
@@ -81,25 +81,22 @@ def _chebyshev_nodes(n: int) -> np.ndarray:
     return np.cos(np.pi * (np.arange(n) + 0.5) / n)
 
 
-def _chebyshev_fit_matrix(n: int) -> np.ndarray:
-    """Maps values at the nodes to coefficients: ``c = M f``."""
+def _chebyshev_fit_matrices(n: int) -> np.ndarray:
+    """(3, n, n): map values at the nodes to the coefficients of the interpolant, of its first and of its
+    second derivative in ``u``: ``c_o = M[o] f``."""
     nodes = _chebyshev_nodes(n)
     basis = np.cos(np.outer(np.arange(n), np.arccos(nodes)))  # T_k(u_j)
     fit = 2.0 / n * basis
     fit[0] *= 0.5
-    return fit
+    d1 = np.zeros((n, n))
+    d1[:n - 1] = chebyshev.chebder(np.eye(n))  # derivative of each T_k, as a series
+    return np.stack([fit, d1 @ fit, d1 @ d1 @ fit])
 
 
-def _chebyshev_basis(u: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``T_k(u)``, ``T_k'(u)`` and ``T_k''(u)`` for k < n, shapes (b, n)."""
-    t = [torch.ones_like(u), u]
-    dt = [torch.zeros_like(u), torch.ones_like(u)]
-    d2t = [torch.zeros_like(u), torch.zeros_like(u)]
-    for _ in range(2, n):
-        t.append(2 * u * t[-1] - t[-2])
-        dt.append(2 * t[-2] + 2 * u * dt[-1] - dt[-2])
-        d2t.append(4 * dt[-2] + 2 * u * d2t[-1] - d2t[-2])
-    return torch.stack(t[:n], dim=1), torch.stack(dt[:n], dim=1), torch.stack(d2t[:n], dim=1)
+def _chebyshev_values(u: torch.Tensor, n: int) -> torch.Tensor:
+    """``T_k(u) = cos(k arccos u)`` for k < n, shape (s, n), for ``u`` (s,) in [-1, 1]."""
+    k = torch.arange(n, dtype=u.dtype, device=u.device)
+    return torch.cos(torch.arccos(u.clamp(-1.0, 1.0))[:, None] * k[None, :])
 
 
 # --- per-SNP scan --------------------------------------------------------------------------------------
@@ -122,10 +119,11 @@ class LmmResult:
 
 @dataclass
 class _Sums:
-    """Weighted sums for a set of weight rows ``w`` (g, n), over all SNPs of a block and all traits.
+    """Weighted sums for weight rows ``w`` (g, n) over some (SNP, trait) columns.
 
     ``ww`` (g, c, c) ``W'HW``; ``wy`` (g, c, t) ``W'HY``; ``yy`` (g, t) ``y'Hy`` of each trait;
-    ``xw`` (g, m, c) ``x'HW``; ``xx`` (g, m) ``x'Hx``; ``xy`` (g, m, t) ``x'Hy``.
+    ``xw`` (g, m, c) ``x'HW``; ``xx`` (g, m) ``x'Hx`` of each SNP; ``xy`` (g, k) ``x'Hy`` of each column,
+    whose SNP and trait are ``snp`` (k,) and ``trait`` (k,).
     """
 
     ww: torch.Tensor
@@ -134,95 +132,154 @@ class _Sums:
     xw: torch.Tensor
     xx: torch.Tensor
     xy: torch.Tensor
+    snp: torch.Tensor
+    trait: torch.Tensor
 
     @classmethod
     def of(cls, weights: torch.Tensor, covariates_rot: torch.Tensor, traits_rot: torch.Tensor,
-           snps_rot: torch.Tensor) -> _Sums:
+           snps_rot: torch.Tensor, squares: torch.Tensor,
+           columns: tuple[torch.Tensor, torch.Tensor] | None = None) -> _Sums:
+        """The sums of the columns ``(snp, trait)`` (index pairs into ``snps_rot`` (n, m) and ``traits_rot``
+        (n, t)); by default every pair, SNP-major (column ``j t + l`` is SNP ``j``, trait ``l``).
+        ``squares`` (n, m) is ``snps_rot ** 2``, formed once by the caller."""
         fixed_cols = torch.cat([covariates_rot, traits_rot], dim=1)  # (n, c + t)
         # (g, c+t, c+t) as one batched GEMM: with many traits the column products would not fit.
         fixed = torch.matmul(fixed_cols.T[None] * weights[:, None, :], fixed_cols)
-        c, t = covariates_rot.shape[1], traits_rot.shape[1]
-        snp_w, snp_x = _snp_side(weights, covariates_rot, snps_rot)
-        if t <= 4:
-            # Few traits: one GEMM (g, n) x (n, m) per trait beats a batch of thin products.
-            snp_y = torch.stack([weights @ (snps_rot * traits_rot[:, j:j + 1]) for j in range(t)], dim=2)
+        n, c, t, m = len(traits_rot), covariates_rot.shape[1], traits_rot.shape[1], snps_rot.shape[1]
+        g, device = weights.shape[0], weights.device
+        if columns is None:
+            every = torch.arange(m * t, device=device)
+            snp, trait = every // t, every % t
+            traits_here, trait_pos = torch.arange(t, device=device), trait
         else:
-            # x'HY for every weight row and trait: one GEMM (m, n) x (n, g t).
-            g = weights.shape[0]
-            weighted = (weights.T[:, :, None] * traits_rot[:, None, :]).reshape(len(traits_rot), g * t)
-            snp_y = (snps_rot.T @ weighted).reshape(-1, g, t).transpose(0, 1)
-        idx = torch.arange(t, device=weights.device)
-        return cls(ww=fixed[:, :c, :c], wy=fixed[:, :c, c:], yy=fixed[:, c + idx, c + idx], xw=snp_w,
-                   xx=snp_x, xy=snp_y)
+            snp, trait = columns
+            traits_here, trait_pos = torch.unique(trait, return_inverse=True)
+        # Most pairs present: x'HY of every SNP and trait present, the pairs picked out after.
+        dense = 4 * len(snp) >= m * len(traits_here)
+        linear = torch.cat([covariates_rot, traits_rot[:, traits_here]], dim=1) if dense else covariates_rot
+        width = linear.shape[1]
+        # x'HW and x'HY are linear in x: one GEMM (m, n) x (n, g width) gives them for every weight row.
+        snp_sums = (snps_rot.T @ (weights.T[:, :, None] * linear[:, None, :]).reshape(n, g * width)
+                    ).reshape(m, g, width)
+        if columns is None:
+            snp_y = snp_sums[:, :, c:].transpose(0, 1).reshape(g, m * t)
+        elif dense:
+            snp_y = snp_sums[snp, :, c + trait_pos].T
+        else:
+            snp_y = _sparse_pair_sums(weights, traits_rot, snps_rot, snp, traits_here, trait_pos)
+        idx = torch.arange(t, device=device)
+        return cls(ww=fixed[:, :c, :c], wy=fixed[:, :c, c:], yy=fixed[:, c + idx, c + idx],
+                   xw=snp_sums[:, :, :c].transpose(0, 1), xx=weights @ squares, xy=snp_y,
+                   snp=snp, trait=trait)
 
-    def gram(self, snp: torch.Tensor, trait: torch.Tensor) -> torch.Tensor:
-        """Gram matrices over ``[W, x, y]`` of the columns (SNP ``snp[k]``, trait ``trait[k]``):
-        (g, k, c+2, c+2)."""
-        g, c = self.ww.shape[0], self.ww.shape[1]
-        out = torch.empty((g, len(snp), c + 2, c + 2), dtype=self.ww.dtype, device=self.ww.device)
-        out[:, :, :c, :c] = self.ww[:, None]
-        wy = self.wy[:, :, trait].transpose(1, 2)
-        out[:, :, :c, c + 1] = wy
-        out[:, :, c + 1, :c] = wy
-        out[:, :, c + 1, c + 1] = self.yy[:, trait]
-        xw = self.xw[:, snp]
-        out[:, :, c, :c] = xw
-        out[:, :, :c, c] = xw
-        out[:, :, c, c] = self.xx[:, snp]
-        xy = self.xy[:, snp, trait]
-        out[:, :, c, c + 1] = xy
-        out[:, :, c + 1, c] = xy
-        return out
+    def rows(self, index: slice) -> _Sums:
+        """The sums of some of the weight rows."""
+        return _Sums(ww=self.ww[index], wy=self.wy[index], yy=self.yy[index], xw=self.xw[index],
+                     xx=self.xx[index], xy=self.xy[index], snp=self.snp, trait=self.trait)
 
 
-def _snp_side(weights: torch.Tensor, covariates_rot: torch.Tensor,
-              snps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Trait-independent weighted sums: ``x' H W`` (g, m, c) and ``x' H x`` (g, m) for every weight row."""
-    g, m = weights.shape[0], snps.shape[1]
-    c = covariates_rot.shape[1]
-    products = (snps[:, :, None] * covariates_rot[:, None, :]).reshape(snps.shape[0], m * c)
-    return (weights @ products).reshape(g, m, c), weights @ (snps * snps)
+def _sparse_pair_sums(weights: torch.Tensor, traits_rot: torch.Tensor, snps_rot: torch.Tensor,
+                      snp: torch.Tensor, traits_here: torch.Tensor, trait_pos: torch.Tensor) -> torch.Tensor:
+    """``x'Hy`` (g, k) of a few (SNP, trait) pairs: SNP ``snp`` (k,), trait ``traits_here[trait_pos]``.
+
+    Per trait, one GEMM over the rows of its SNPs: gathering rows of ``(U^T X)^T`` is a copy, whereas
+    gathering columns of an (n, m) matrix pair by pair costs far more than the products.
+    """
+    rows = snps_rot.T.contiguous()
+    out = weights.new_empty((weights.shape[0], len(snp)))
+    for pos, j in enumerate(traits_here.tolist()):
+        pairs = (trait_pos == pos).nonzero().flatten()
+        out[:, pairs] = (weights * traits_rot[:, j]) @ rows.index_select(0, snp[pairs]).T
+    return out
+
+
+@dataclass
+class _Schur:
+    """What is left of :class:`_Sums` after projecting the covariates ``W`` out in the metric ``H`` (the
+    Schur complements of ``W'HW``), per weight row.
+
+    ``xx`` (g, m) ``x'Hx - x'HW (W'HW)^-1 W'Hx`` of each SNP; ``xy`` (g, k) the same for ``x'Hy`` of each
+    column; ``yy`` (g, t) for ``y'Hy`` of each trait; ``ww`` (g,) ``log |W'HW|``.
+    """
+
+    xx: torch.Tensor
+    xy: torch.Tensor
+    yy: torch.Tensor
+    ww: torch.Tensor
+
+
+def _project(sums: _Sums, d_sums: _Sums | None = None) -> tuple[_Schur, _Schur | None]:
+    """The Schur complements of ``sums`` and, given the sums ``d_sums`` with the weights ``dH/dt``
+    (``t = log lambda``), their ``t``-derivatives (None without).
+
+    With ``A = W'HW``, ``b = W'Hx`` and ``e = W'Hy``: ``P_xy = x'Hy - b' A^-1 e`` and
+    ``dP_xy = d(x'Hy) - db' A^-1 e - b' A^-1 de + b' A^-1 dA A^-1 e``; ``d log|A| = tr(A^-1 dA)``.
+    """
+    chol = torch.linalg.cholesky(sums.ww)  # (g, c, c)
+    beta = torch.cholesky_solve(sums.xw.transpose(1, 2), chol).transpose(1, 2)  # (g, m, c): A^-1 b
+    gamma = torch.cholesky_solve(sums.wy, chol).transpose(1, 2)  # (g, t, c): A^-1 e
+    snp, trait = sums.snp, sums.trait
+    value = _Schur(xx=sums.xx - (sums.xw * beta).sum(2),
+                   xy=sums.xy - (sums.xw[:, snp] * gamma[:, trait]).sum(2),
+                   yy=sums.yy - (sums.wy.transpose(1, 2) * gamma).sum(2),
+                   ww=2.0 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1))
+    if d_sums is None:
+        return value, None
+    d = d_sums
+    d_beta = beta @ d.ww  # (g, m, c): dA A^-1 b (dA symmetric)
+    d_gamma = gamma @ d.ww  # (g, t, c)
+    d_wy = d.wy.transpose(1, 2)  # (g, t, c)
+    derivative = _Schur(
+        xx=d.xx - 2.0 * (d.xw * beta).sum(2) + (beta * d_beta).sum(2),
+        xy=(d.xy - (d.xw[:, snp] * gamma[:, trait]).sum(2)
+            - (beta[:, snp] * (d_wy - d_gamma)[:, trait]).sum(2)),
+        yy=d.yy - 2.0 * (d_wy * gamma).sum(2) + (gamma * d_gamma).sum(2),
+        ww=(torch.cholesky_inverse(chol) * d.ww).sum((1, 2)))
+    return value, derivative
 
 
 class _Interpolant:
-    """Chebyshev interpolants in ``u`` of the Gram matrices of some columns over one region
-    ``t = mid + half u``, ``u`` in [-1, 1], and of ``sum log(1 + lambda d)``."""
+    """Chebyshev interpolants in ``u`` over one region ``t = mid + half u``, ``u`` in [-1, 1], of what the
+    restricted likelihood of some columns needs: ``P_xx``, ``P_xy`` and ``P_yy`` of each column and
+    ``q = sum log(1 + lambda d) + log |W'HW|``.
 
-    def __init__(self, node_gram: torch.Tensor, node_logdet: torch.Tensor, mid: torch.Tensor,
-                 half: torch.Tensor, logdet_zz: torch.Tensor, c: int, df: float) -> None:
-        k, s, r, _ = node_gram.shape
-        fit = torch.as_tensor(_chebyshev_fit_matrix(k), device=node_gram.device)
-        # (s, r*r, k): the layout that one batched product per evaluation wants.
-        self.coef = (fit @ node_gram.reshape(k, s * r * r)).reshape(k, s, r * r).permute(1, 2, 0).contiguous()
-        self.coef_logdet = fit @ node_logdet
-        self.mid, self.half, self.logdet_zz, self.c, self.df, self.r = mid, half, logdet_zz, c, df, r
+    ``nodes`` holds the Schur complements at the Chebyshev nodes, ``node_logdet`` (k,) the
+    ``sum log(1 + lambda d)`` there; ``snp`` and ``trait`` (s,) index ``nodes.xx`` and ``nodes.yy`` for
+    column ``i`` (``nodes.xy`` is per column); ``zz`` (s,) ``log |Z'Z|``.
+    """
+
+    def __init__(self, nodes: _Schur, node_logdet: torch.Tensor, snp: torch.Tensor, trait: torch.Tensor,
+                 zz: torch.Tensor, mid: torch.Tensor, half: torch.Tensor, df: float) -> None:
+        k = node_logdet.shape[0]
+        # Coefficients of each function and of its first two derivatives in t (d/dt = d/du / half).
+        scale = torch.tensor([1.0, 1.0 / float(half), 1.0 / float(half) ** 2], dtype=torch.float64)
+        fits = torch.as_tensor(_chebyshev_fit_matrices(k) * scale.numpy()[:, None, None], device=zz.device)
+        # (s, 9, k): P_xx, P_xy, P_yy of each column, each with its two derivatives.
+        self.coef = torch.cat([(fits @ nodes.xx)[:, :, snp], fits @ nodes.xy, (fits @ nodes.yy)[:, :, trait]],
+                              dim=0).permute(2, 0, 1).contiguous()
+        self.coef_q = fits @ (node_logdet + nodes.ww)  # (3, k)
+        self.zz, self.mid, self.half, self.df = zz, mid, half, df
 
     def subset(self, columns: torch.Tensor) -> _Interpolant:
         """The interpolant of some of the columns."""
         out = object.__new__(_Interpolant)
         out.__dict__.update(self.__dict__)
-        out.coef, out.logdet_zz = self.coef[columns], self.logdet_zz[columns]
+        out.coef, out.zz = self.coef[columns], self.zz[columns]
         return out
 
     def at(self, u: torch.Tensor, idx: torch.Tensor | None = None, second: bool = False):
-        """REML value, derivative in u (and second derivative) and Gram at ``u`` (s,) of columns ``idx``."""
+        """REML value, derivative in u, ``(P_xx, P_xy, P_yy)`` and (with ``second``) the second derivative
+        in u at ``u`` (s,) of columns ``idx``."""
         coef = self.coef if idx is None else self.coef[idx]
-        zz = self.logdet_zz if idx is None else self.logdet_zz[idx]
-        k = coef.shape[2]
-        basis, d_basis, d2_basis = _chebyshev_basis(u, k)
-        bases = torch.stack([basis, d_basis / self.half, d2_basis / self.half**2], dim=2)  # (s, k, 3)
-        if not second:
-            bases = bases[:, :, :2]
-        grams = torch.bmm(coef, bases)  # (s, r*r, 2 or 3)
-        logdets = bases.transpose(1, 2) @ self.coef_logdet  # (s, 2 or 3)
-        shape = (len(u), self.r, self.r)
-        gram = grams[:, :, 0].reshape(shape)
-        value, derivative, _, d2 = restricted_loglik(
-            gram, grams[:, :, 1].reshape(shape), logdets[:, 0], logdets[:, 1], zz, self.c + 1, self.df,
-            d2_gram=grams[:, :, 2].reshape(shape) if second else None,
-            d2_logdet_h=logdets[:, 2] if second else None)
-        # In u: d/du = half d/dt (the bases above are in t).
-        return value, derivative * self.half, gram, (d2 * self.half**2 if second else None)
+        zz = self.zz if idx is None else self.zz[idx]
+        order = 3 if second else 2
+        basis = _chebyshev_values(u, coef.shape[2])  # (s, k)
+        jets = torch.bmm(coef, basis[:, :, None])[:, :, 0].T.reshape(3, 3, -1)[:, :order]  # (3, o, s)
+        q = self.coef_q[:order] @ basis.T  # (o, s)
+        loglik, _ = snp_loglik(q, jets[0], jets[1], jets[2], zz, self.df)
+        # In u: d/du = half d/dt.
+        return (loglik[0], loglik[1] * self.half, (jets[0, 0], jets[1, 0], jets[2, 0]),
+                loglik[2] * self.half**2 if second else None)
 
 
 def _newton_root(interp: _Interpolant, lo: torch.Tensor, hi: torch.Tensor, g_lo: torch.Tensor,
@@ -239,12 +296,16 @@ def _newton_root(interp: _Interpolant, lo: torch.Tensor, hi: torch.Tensor, g_lo:
     u = torch.where(denom != 0, lo - g_lo * (hi - lo) / torch.where(denom != 0, denom, 1.0), 0.5 * (lo + hi))
     u = torch.where(g_lo == 0, lo, torch.where(g_hi == 0, hi, u))
     active = ((g_lo != 0) & (g_hi != 0)).nonzero().flatten()
-    local = interp.subset(active)  # the interpolant of the active columns only, compacted as they settle
+    # The interpolant of the active columns only, compacted once half of its columns have settled (until
+    # then the settled ones are evaluated too: cheaper than copying the coefficients at every step).
+    local, local_cols = interp.subset(active), active
+    rows = torch.arange(len(active), device=u.device)  # row of `local` of each active column
     for _ in range(N_NEWTON):
         if active.numel() == 0:
             break
         ua = u[active]
-        _, g, _, gp = local.at(ua, second=True)
+        _, g_rows, _, gp_rows = local.at(u[local_cols], second=True)
+        g, gp = g_rows[rows], gp_rows[rows]
         a_lo, a_hi, a_glo = lo[active], hi[active], g_lo[active]
         left = g * a_glo > 0  # the root is above ua
         a_lo = torch.where(left, ua, a_lo)
@@ -258,8 +319,13 @@ def _newton_root(interp: _Interpolant, lo: torch.Tensor, hi: torch.Tensor, g_lo:
         u[active] = step
         converged = (g == 0) | ((step - ua).abs() < NEWTON_TOL) | (a_hi - a_lo < NEWTON_TOL)
         if converged.any():
-            active = active[~converged]
-            local = local.subset((~converged).nonzero().flatten())
+            keep = (~converged).nonzero().flatten()
+            active, rows = active[keep], rows[keep]
+            if 2 * len(rows) <= len(local_cols):
+                local, local_cols = local.subset(rows), active
+                rows = torch.arange(len(active), device=u.device)
+    if active.numel():
+        local, local_cols = local.subset(rows), active
     failed = torch.zeros_like(u, dtype=torch.bool)
     failed[active] = True
     if active.numel():
@@ -277,6 +343,7 @@ def lmm_scan(
     l_min: float = L_MIN,
     l_max: float = L_MAX,
     n_region: int = N_REGION,
+    blas_threads: int = 1,
 ) -> list[LmmResult]:
     """REML lambda and Wald test of each SNP against each trait, as GEMMA ``-lmm 1``.
 
@@ -286,26 +353,28 @@ def lmm_scan(
     covariates_rot : (n, c) ``U^T W`` (intercept included).
     traits_rot : (n, t) ``U^T Y``.
     snps_rot : (n, m) ``U^T X`` of mean-imputed (centred) dosages.
+    blas_threads : CPU threads of the weighted sums (matrix products); the element-wise search runs on
+        one thread (see :func:`genosynth.genetics.device.torch_threads`).
 
     Returns
     -------
     One :class:`LmmResult` of m SNPs per trait.
 
     The search per (SNP, trait) column, all columns together: the sign of the REML derivative at the 11
-    region ends (exact); in each region where it changes, the Gram matrices at 16 Chebyshev nodes (exact,
-    one batched product for all columns) give the interpolant; a secant step from the region ends starts
-    Newton on the interpolant, and the best root (or a bound) wins, as in GEMMA.
+    region ends (exact); in each region where it changes, the Schur complements at 16 Chebyshev nodes
+    (exact, a few batched products for the columns with a root there) give the interpolant; a secant step
+    from the region ends starts Newton on the interpolant, and the best root (or a bound) wins, as in GEMMA.
     """
     m, t = snps_rot.shape[1], traits_rot.shape[1]
     # SNPs in chunks of about MAX_COLUMNS (SNP, trait) columns: with many traits the weighted sums of a
     # whole block would not fit.
     step = max(1, MAX_COLUMNS // t)
-    parts = [_scan_chunk(eigen, covariates_rot, traits_rot, snps_rot[:, lo:lo + step], l_min, l_max, n_region)
-             for lo in range(0, m, step)]
-    best_f, best_t, best_gram = (torch.cat([part[k] for part in parts]) for k in range(3))
-    c = covariates_rot.shape[1]
-    df = covariates_rot.shape[0] - c - 1
-    beta, se, p = _wald(best_gram, c, df)
+    with torch_threads(1, snps_rot.device):
+        parts = [_scan_chunk(eigen, covariates_rot, traits_rot, snps_rot[:, lo:lo + step], l_min, l_max,
+                             n_region, blas_threads) for lo in range(0, m, step)]
+    best_f, best_t, best_p = (torch.cat([part[k] for part in parts], dim=-1) for k in range(3))
+    df = covariates_rot.shape[0] - covariates_rot.shape[1] - 1
+    beta, se, p = _wald(best_p[0], best_p[1], best_p[2], df)
     lam, logl = torch.exp(best_t).cpu().numpy(), best_f.cpu().numpy()
     # Columns are SNP-major: column j * t + l is SNP j, trait l.
     return [LmmResult(beta=beta.reshape(m, t)[:, j], se=se.reshape(m, t)[:, j], p=p.reshape(m, t)[:, j],
@@ -313,32 +382,38 @@ def lmm_scan(
 
 
 def _scan_chunk(eigen: Eigen, covariates_rot: torch.Tensor, traits_rot: torch.Tensor, snps_rot: torch.Tensor,
-                l_min: float, l_max: float, n_region: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Best REML value (k,), log lambda (k,) and Gram matrix (k, c+2, c+2) of the k = m t columns
+                l_min: float, l_max: float, n_region: int,
+                blas_threads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Best REML value (k,), log lambda (k,) and ``P_xx, P_xy, P_yy`` there (3, k) of the k = m t columns
     (SNP-major) of one chunk of SNPs (n, m)."""
     values = eigen.values
     device = values.device
     n, c = covariates_rot.shape
-    m, t = snps_rot.shape[1], traits_rot.shape[1]
     df = n - c - 1
     ends = region_ends(device, l_min, l_max, n_region)
     n_ends = len(ends)
     h = reml_weights(values, ends)
     ones = torch.ones((1, n), dtype=torch.float64, device=device)
-    end_sums = _Sums.of(torch.cat([h, h * h - h, ones], dim=0), covariates_rot, traits_rot, snps_rot)
+    squares = snps_rot * snps_rot
+    with torch_threads(blas_threads, device):
+        sums = _Sums.of(torch.cat([h, h * h - h, ones], dim=0), covariates_rot, traits_rot, snps_rot, squares)
+    snp, trait = sums.snp, sums.trait
+    at_ends, d_ends = _project(sums.rows(slice(0, n_ends)), sums.rows(slice(n_ends, 2 * n_ends)))
+    unweighted, _ = _project(sums.rows(slice(2 * n_ends, None)))
+    del sums
+    zz = unweighted.ww[0] + torch.log(unweighted.xx[0, snp])  # log |Z'Z| of each column (k,)
     logdet_h, d_logdet_h, _ = logdet_v(values, ends)
+    loglik_ends, _ = snp_loglik(
+        torch.stack([logdet_h + at_ends.ww, d_logdet_h + d_ends.ww])[:, :, None],
+        torch.stack([at_ends.xx[:, snp], d_ends.xx[:, snp]]), torch.stack([at_ends.xy, d_ends.xy]),
+        torch.stack([at_ends.yy[:, trait], d_ends.yy[:, trait]]), zz, df)  # (2, n_ends, k)
+    f_ends, g_ends = loglik_ends[0], loglik_ends[1]
+    del d_ends
     nodes_u = torch.as_tensor(_chebyshev_nodes(N_CHEBYSHEV), device=device)
-
-    columns = torch.arange(m * t, device=device)
-    snp, trait = columns // t, columns % t
-    gram_all = end_sums.gram(snp, trait)
-    gram_ends, d_gram_ends = gram_all[:n_ends], gram_all[n_ends:2 * n_ends]
-    zz_logdet = logdet_zz(gram_all[-1], c + 1)  # (k,)
-    f_ends, g_ends, _, _ = restricted_loglik(gram_ends, d_gram_ends, logdet_h[:, None], d_logdet_h[:, None],
-                                             zz_logdet[None, :], c + 1, df)
-    f_best = torch.full((m * t,), -math.inf, dtype=torch.float64, device=device)
-    t_best = torch.full((m * t,), math.nan, dtype=torch.float64, device=device)
-    g_best = torch.empty((m * t, c + 2, c + 2), dtype=torch.float64, device=device)
+    k = len(snp)
+    f_best = torch.full((k,), -math.inf, dtype=torch.float64, device=device)
+    t_best = torch.full((k,), math.nan, dtype=torch.float64, device=device)
+    p_best = torch.zeros((3, k), dtype=torch.float64, device=device)
     for region in range(n_region):
         sel = (g_ends[region] * g_ends[region + 1] <= 0).nonzero().flatten()
         if sel.numel() == 0:
@@ -346,27 +421,36 @@ def _scan_chunk(eigen: Eigen, covariates_rot: torch.Tensor, traits_rot: torch.Te
         lo_t, hi_t = ends[region], ends[region + 1]
         half, mid = 0.5 * (hi_t - lo_t), 0.5 * (hi_t + lo_t)
         node_t = mid + half * nodes_u
-        node_sums = _Sums.of(reml_weights(values, node_t), covariates_rot, traits_rot, snps_rot)
-        node_logdet, _, _ = logdet_v(values, node_t)
-        interp = _Interpolant(node_sums.gram(snp[sel], trait[sel]), node_logdet, mid, half, zz_logdet[sel],
-                              c, df)
+        # The exact sums at the nodes, for the SNPs and (SNP, trait) pairs with a root here only.
+        snps_here, local = torch.unique(snp[sel], return_inverse=True)
+        every = len(snps_here) == snps_rot.shape[1]
+        with torch_threads(blas_threads, device):
+            node_sums = _Sums.of(reml_weights(values, node_t), covariates_rot, traits_rot,
+                                 snps_rot if every else snps_rot.index_select(1, snps_here),
+                                 squares if every else squares.index_select(1, snps_here),
+                                 (local, trait[sel]))
+        nodes, _ = _project(node_sums)
         del node_sums
+        node_logdet, _, _ = logdet_v(values, node_t)
+        interp = _Interpolant(nodes, node_logdet, local, trait[sel], zz[sel], mid, half, df)
+        del nodes
         ones_s = torch.ones(len(sel), dtype=torch.float64, device=device)
         # Region ends in u with the derivative in u (d/du = half d/dt).
         u_root, _ = _newton_root(interp, -ones_s, ones_s, g_ends[region, sel] * half,
                                  g_ends[region + 1, sel] * half)
-        f_root, _, gram_root, _ = interp.at(u_root)
+        f_root, _, p_root, _ = interp.at(u_root)
         better = f_root > f_best[sel]
         upd = sel[better]
         f_best[upd] = f_root[better]
         t_best[upd] = (mid + half * u_root)[better]
-        g_best[upd] = gram_root[better]
+        p_best[:, upd] = torch.stack(p_root)[:, better]
     for end in (0, n_ends - 1):
         better = f_ends[end] > f_best
         f_best = torch.where(better, f_ends[end], f_best)
         t_best = torch.where(better, ends[end], t_best)
-        g_best[better] = gram_ends[end][better]
-    return f_best, t_best, g_best
+        p_end = torch.stack([at_ends.xx[end, snp], at_ends.xy[end], at_ends.yy[end, trait]])
+        p_best = torch.where(better, p_end, p_best)
+    return f_best, t_best, p_best
 
 
 def _illinois(fn, lo: torch.Tensor, hi: torch.Tensor, f_lo: torch.Tensor, f_hi: torch.Tensor,
@@ -404,13 +488,9 @@ def _illinois(fn, lo: torch.Tensor, hi: torch.Tensor, f_lo: torch.Tensor, f_hi: 
     return x
 
 
-def _wald(gram: torch.Tensor, c: int, df: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Wald test from Gram matrices over ``[W, x, y]`` (m, c+2, c+2) at each SNP's lambda."""
-    p = gram
-    for k in range(c):
-        col = p[..., :, k]
-        p = p - col[..., :, None] * col[..., None, :] / p[..., k, k][..., None, None]
-    p_xx, p_xy, p_yy = p[:, c, c], p[:, c, c + 1], p[:, c + 1, c + 1]
+def _wald(p_xx: torch.Tensor, p_xy: torch.Tensor, p_yy: torch.Tensor,
+          df: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Wald test from the Schur complements (k,) at each column's lambda (:class:`_Schur`)."""
     px_yy = p_yy - p_xy * p_xy / p_xx
     beta = p_xy / p_xx
     tau = df / px_yy
@@ -475,6 +555,6 @@ class LmmPattern:
             return self._search(snps_rot)
 
     def _search(self, snps_rot: torch.Tensor) -> list[LmmResult]:
-        with torch_threads(1, self.device):
-            return lmm_scan(self.eigen, self.covariates_rot, self.traits_rot, snps_rot)
+        return lmm_scan(self.eigen, self.covariates_rot, self.traits_rot, snps_rot,
+                        blas_threads=torch.get_num_threads())
 
