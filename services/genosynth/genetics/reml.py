@@ -187,7 +187,7 @@ def restricted_loglik(
 
 
 def snp_loglik(q: torch.Tensor, p_xx: torch.Tensor, p_xy: torch.Tensor, p_yy: torch.Tensor,
-               zz: torch.Tensor, df: float) -> tuple[torch.Tensor, torch.Tensor]:
+               zz: torch.Tensor, df: float) -> torch.Tensor:
     """:func:`restricted_loglik` with one SNP ``x`` as the last fixed column, in closed form from what
     is left after projecting the covariates ``W`` out in the metric ``H``.
 
@@ -202,7 +202,7 @@ def snp_loglik(q: torch.Tensor, p_xx: torch.Tensor, p_xy: torch.Tensor, p_yy: to
 
     With ``R = p_yy - p_xy^2 / p_xx`` (the residual sum of squares of ``y`` on ``[W, x]``),
     ``l_R = df/2 (log df - log 2pi - 1) - q/2 - (log p_xx - zz)/2 - df/2 log R``.
-    Returns ``l_R`` and its derivatives (o, ...), and ``R`` (...).
+    Returns ``l_R`` and its derivatives (o, ...).
     """
     a0, b0 = p_xy[0], p_xx[0]
     r0 = p_yy[0] - a0 * a0 / b0
@@ -221,7 +221,7 @@ def snp_loglik(q: torch.Tensor, p_xx: torch.Tensor, p_xy: torch.Tensor, p_yy: to
             + 2 * a0 * a0 * b1 * b1 / (b0 * b0 * b0)
         r2 = p_yy[2] - q2
         out.append(-0.5 * q[2] - 0.5 * (b2 / b0 - (b1 / b0) ** 2) - 0.5 * df * (r2 / r0 - (r1 / r0) ** 2))
-    return torch.stack(torch.broadcast_tensors(*out)), r0
+    return torch.stack(torch.broadcast_tensors(*out))
 
 
 def logdet_zz(gram_ones: torch.Tensor, n_project: int) -> torch.Tensor:

@@ -2,26 +2,27 @@
 
 Model (Zhou & Stephens 2012, Nature Genetics 44:821): ``y = W a + x beta + g + e`` with
 ``g ~ N(0, lambda tau^-1 K)`` and ``e ~ N(0, tau^-1 I)``. With ``K = U diag(d) U^T`` every quantity
-becomes a weighted sum over the eigen-coordinates with weights ``h_i = 1 / (1 + lambda d_i)``: for the
-columns ``A = U^T [W, x, y]`` the Gram matrix ``G(lambda) = A^T diag(h) A`` gives
+becomes a weighted sum over the eigen-coordinates with weights ``h_i = 1 / (1 + lambda d_i)``. The
+covariates are projected out once per ``lambda`` (shared by all SNPs and traits): with ``A = W'HW`` the
+Schur complements ``P_xx = x'Hx - x'HW A^-1 W'Hx``, ``P_xy`` and ``P_yy`` of each (SNP, trait) column give
 
-* the restricted log-likelihood
-  ``l_R = df/2 (log df - log 2pi - 1) - 1/2 sum log(1 + lambda d) - 1/2 log(|Z'HZ| / |Z'Z|)
-  - df/2 log(P_yy)`` with ``Z = [W, x]``, ``df = n - c - 1`` and ``P_yy`` the weighted residual sum of
-  squares of ``y`` on ``Z`` (successive projections of ``G``, GEMMA's ``Pab`` recursion);
-* the Wald test ``beta = P_xy / P_xx``, ``se^2 = Px_yy / (df P_xx)``, ``F = beta^2 / se^2 ~ F(1, df)``.
+* the restricted log-likelihood (:func:`genosynth.genetics.reml.snp_loglik`)
+  ``l_R = df/2 (log df - log 2pi - 1) - 1/2 sum log(1 + lambda d) - 1/2 log(|A| P_xx / |Z'Z|)
+  - df/2 log(P_yy - P_xy^2 / P_xx)`` with ``Z = [W, x]`` and ``df = n - c - 1``;
+* the Wald test ``beta = P_xy / P_xx``, ``se^2 = Px_yy / (df P_xx)``, ``F = beta^2 / se^2 ~ F(1, df)``
+  with ``Px_yy = P_yy - P_xy^2 / P_xx``.
 
 ``lambda`` is re-estimated for every SNP by REML on ``[1e-5, 1e5]`` as GEMMA does: the sign of
 ``dl_R/dlambda`` is checked at the ends of 10 log-spaced regions, a root is found in each region where it
 changes sign, and the best root (or a bound) wins. GEMMA runs Brent then Newton one SNP at a time; here all
-(SNP, trait) columns move together. The region ends are evaluated exactly with one matrix product over the
-eigen-coordinates (weights shared by all SNPs and traits); inside a region each column's sums ``G(t)``,
-``t = log lambda``, are Chebyshev interpolants on 16 shared nodes (the weights are analytic in ``t`` with
-poles at distance pi, so the interpolation error is about 1e-12). A secant step from the region ends
-starts, and at most eight Newton steps on the interpolant (its exact second derivative) solve it to about
-1e-13; the rare column that does not settle falls back to the bracketing
-Illinois search. The heavy work is a few BLAS matrix products per block of SNPs, on CUDA through torch when
-available.
+(SNP, trait) columns move together. The region ends are evaluated exactly (the weighted sums with ``h``
+and ``dh/dt`` from a few matrix products, the derivatives of the Schur complements in closed form); inside
+a region each column's ``P_xx``, ``P_xy``, ``P_yy`` as functions of ``t = log lambda`` are Chebyshev
+interpolants on 16 shared nodes, computed for the columns with a root there only (the weights are analytic
+in ``t`` with poles at distance pi, so the interpolation error is about 1e-12). A secant step from the
+region ends starts, and at most eight Newton steps on the interpolant (its exact second derivative) solve
+it to about 1e-13; the rare column that does not settle falls back to the bracketing Illinois search. The
+heavy work is a few BLAS matrix products per block of SNPs, on CUDA through torch when available.
 """
 
 from __future__ import annotations
@@ -249,16 +250,16 @@ class _Interpolant:
     """
 
     def __init__(self, nodes: _Schur, node_logdet: torch.Tensor, snp: torch.Tensor, trait: torch.Tensor,
-                 zz: torch.Tensor, mid: torch.Tensor, half: torch.Tensor, df: float) -> None:
+                 zz: torch.Tensor, half: torch.Tensor, df: float) -> None:
         k = node_logdet.shape[0]
         # Coefficients of each function and of its first two derivatives in t (d/dt = d/du / half).
-        scale = torch.tensor([1.0, 1.0 / float(half), 1.0 / float(half) ** 2], dtype=torch.float64)
-        fits = torch.as_tensor(_chebyshev_fit_matrices(k) * scale.numpy()[:, None, None], device=zz.device)
+        scale = float(half) ** -np.arange(3.0)
+        fits = torch.as_tensor(_chebyshev_fit_matrices(k) * scale[:, None, None], device=zz.device)
         # (s, 9, k): P_xx, P_xy, P_yy of each column, each with its two derivatives.
         self.coef = torch.cat([(fits @ nodes.xx)[:, :, snp], fits @ nodes.xy, (fits @ nodes.yy)[:, :, trait]],
                               dim=0).permute(2, 0, 1).contiguous()
         self.coef_q = fits @ (node_logdet + nodes.ww)  # (3, k)
-        self.zz, self.mid, self.half, self.df = zz, mid, half, df
+        self.zz, self.half, self.df = zz, half, df
 
     def subset(self, columns: torch.Tensor) -> _Interpolant:
         """The interpolant of some of the columns."""
@@ -276,7 +277,7 @@ class _Interpolant:
         basis = _chebyshev_values(u, coef.shape[2])  # (s, k)
         jets = torch.bmm(coef, basis[:, :, None])[:, :, 0].T.reshape(3, 3, -1)[:, :order]  # (3, o, s)
         q = self.coef_q[:order] @ basis.T  # (o, s)
-        loglik, _ = snp_loglik(q, jets[0], jets[1], jets[2], zz, self.df)
+        loglik = snp_loglik(q, jets[0], jets[1], jets[2], zz, self.df)
         # In u: d/du = half d/dt.
         return (loglik[0], loglik[1] * self.half, (jets[0, 0], jets[1, 0], jets[2, 0]),
                 loglik[2] * self.half**2 if second else None)
@@ -324,11 +325,10 @@ def _newton_root(interp: _Interpolant, lo: torch.Tensor, hi: torch.Tensor, g_lo:
             if 2 * len(rows) <= len(local_cols):
                 local, local_cols = local.subset(rows), active
                 rows = torch.arange(len(active), device=u.device)
-    if active.numel():
-        local, local_cols = local.subset(rows), active
     failed = torch.zeros_like(u, dtype=torch.bool)
     failed[active] = True
     if active.numel():
+        local = local.subset(rows)
         # Fallback for the few columns Newton did not settle: the bracketing search on the same interpolant.
         u[active] = _illinois(lambda x, idx: local.at(x, idx)[1], lo[active], hi[active],
                               g_lo[active], g_hi[active])
@@ -403,7 +403,7 @@ def _scan_chunk(eigen: Eigen, covariates_rot: torch.Tensor, traits_rot: torch.Te
     del sums
     zz = unweighted.ww[0] + torch.log(unweighted.xx[0, snp])  # log |Z'Z| of each column (k,)
     logdet_h, d_logdet_h, _ = logdet_v(values, ends)
-    loglik_ends, _ = snp_loglik(
+    loglik_ends = snp_loglik(
         torch.stack([logdet_h + at_ends.ww, d_logdet_h + d_ends.ww])[:, :, None],
         torch.stack([at_ends.xx[:, snp], d_ends.xx[:, snp]]), torch.stack([at_ends.xy, d_ends.xy]),
         torch.stack([at_ends.yy[:, trait], d_ends.yy[:, trait]]), zz, df)  # (2, n_ends, k)
@@ -432,7 +432,7 @@ def _scan_chunk(eigen: Eigen, covariates_rot: torch.Tensor, traits_rot: torch.Te
         nodes, _ = _project(node_sums)
         del node_sums
         node_logdet, _, _ = logdet_v(values, node_t)
-        interp = _Interpolant(nodes, node_logdet, local, trait[sel], zz[sel], mid, half, df)
+        interp = _Interpolant(nodes, node_logdet, local, trait[sel], zz[sel], half, df)
         del nodes
         ones_s = torch.ones(len(sel), dtype=torch.float64, device=device)
         # Region ends in u with the derivative in u (d/du = half d/dt).
