@@ -15,15 +15,35 @@ from __future__ import annotations
 
 import numpy as np
 
-from genosynth.genetics.dosages import centre
-
 BLOCK = 4096
 
 
-def centred_genotypes(dosages: np.ndarray) -> np.ndarray:
-    """GEMMA's ``X_c`` of dosages ``(n, m)`` (NaN missing): :func:`genosynth.genetics.dosages.centre` in
-    float64, so ``(n, m)`` float64 with column means 0 and an all-missing SNP a column of zeros."""
-    return centre(np.asarray(dosages, dtype=np.float64))
+def centred_genotypes(dosages: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """GEMMA's ``X_c``: every SNP centred on its mean over all ``n`` individuals, missing calls at 0.
+
+    Parameters
+    ----------
+    dosages : (n, m) float (float32 as stored, or float64), NaN for missing.
+    rows : optional (r,) indices of the individuals to return (the centres are still the means over all
+        ``n``); default all.
+
+    Returns
+    -------
+    (r, m) float64 with an all-missing SNP a column of zeros. The means accumulate in float64 and only
+    the returned rows are converted, so a float32 block is never copied whole to float64.
+    """
+    x = np.asarray(dosages)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    missing = np.isnan(x)
+    count = x.shape[0] - missing.sum(axis=0)
+    has_missing = bool((count < x.shape[0]).any())
+    filled = np.where(missing, 0, x) if has_missing else x
+    means = filled.sum(axis=0, dtype=np.float64) / np.maximum(count, 1)
+    out = np.subtract(filled if rows is None else filled[rows], means[None, :], dtype=np.float64)
+    if has_missing:
+        np.copyto(out, 0.0, where=missing if rows is None else missing[rows])
+    return out
 
 
 def kinship_sum(dosages: np.ndarray) -> np.ndarray:

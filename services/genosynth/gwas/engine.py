@@ -113,6 +113,11 @@ class _Pattern:
     def passed(self) -> np.ndarray:
         return self.reason == 0
 
+    @cached_property
+    def every_row(self) -> bool:
+        """Whether the pattern analyses the whole cohort (its rows need no gather)."""
+        return bool(self.mask.all())
+
 
 def _design(dataset: Dataset, traits: Sequence[str], covariates: Sequence[str],
             cohort: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -315,6 +320,11 @@ class _Run:
             analysed |= group.mask
         return np.flatnonzero(analysed)
 
+    @cached_property
+    def kinship_row_subset(self) -> np.ndarray | None:
+        """:attr:`kinship_rows`, or None when that is the whole cohort (no row gather needed)."""
+        return None if len(self.kinship_rows) == self.n_cohort else self.kinship_rows
+
     def trait_values(self, group: _Pattern) -> np.ndarray:
         """(n, t) the group's traits on its individuals."""
         return self.y[group.mask][:, group.traits]
@@ -439,7 +449,8 @@ def _first_pass(run: _Run) -> _KinshipSums | None:
         block = run.genotypes.block(start, stop)  # float32 as stored: each consumer converts what it uses
         for group in run.groups:
             with run.clock("filters"):
-                stats = snp_filters.snp_filters(block[group.mask], group.covariates, options.settings)
+                rows = block if group.every_row else block[group.mask]
+                stats = snp_filters.snp_filters(rows, group.covariates, options.settings)
             group.reason[start:stop] = stats.reason
             group.af[start:stop] = stats.af
             group.n_miss[start:stop] = stats.n_miss
@@ -457,10 +468,13 @@ def _linear_batch(run: _Run, group: _Pattern, block: np.ndarray, start: int, sta
     if keep.size == 0:
         return
     with run.clock("lm"):
-        x = mean_impute(block[group.mask][:, keep], 2.0 * stats.af[keep])
+        # Every column of the block is regressed (a column gather costs more than the few SNPs that
+        # fail); only the SNPs that pass are kept.
+        rows = block if group.every_row else block[group.mask]
+        x = mean_impute(rows, np.nan_to_num(2.0 * stats.af))
         fit = linear_regression(x, group.covariates, run.trait_values(group))
     for k, j in enumerate(group.traits):
-        run.collected.add(j, start + keep, beta=fit.beta[:, k], se=fit.se[:, k], p=fit.p[:, k])
+        run.collected.add(j, start + keep, beta=fit.beta[keep, k], se=fit.se[keep, k], p=fit.p[keep, k])
 
 
 def _add_kinship(run: _Run, sums: _KinshipSums, block: np.ndarray, start: int, stop: int) -> None:
@@ -469,24 +483,46 @@ def _add_kinship(run: _Run, sums: _KinshipSums, block: np.ndarray, start: int, s
     union = np.zeros(stop - start, dtype=bool)
     for group in run.groups:
         union |= group.passed[start:stop]
-    centred = centred_genotypes(block)[run.kinship_rows]
+    centred, cols = _centred_kept(block, union, run.kinship_row_subset)
     if sums.store_by_chromosome:
-        chrom_index = run.chromosomes.index[start:stop]
-        for ci in np.unique(chrom_index):
-            cols = np.flatnonzero(union & (chrom_index == ci))
-            if cols.size:
-                part = centred[:, cols]
-                s = part @ part.T
-                sums.by_chromosome[ci] = sums.by_chromosome.get(ci, 0) + s
-                sums.union += s
+        chrom_index = run.chromosomes.index[start:stop][cols]
+        for ci in np.unique(chrom_index[union[cols]]):
+            part = _columns(centred, np.flatnonzero(chrom_index == ci))
+            s = part @ part.T
+            sums.by_chromosome[ci] = sums.by_chromosome.get(ci, 0) + s
+            sums.union += s
     else:
-        part = centred[:, union]
-        sums.union += part @ part.T
+        sums.union += centred @ centred.T
     for gi, group in enumerate(run.groups):
-        out = union & ~group.passed[start:stop]
+        out = (union & ~group.passed[start:stop])[cols]
         if out.any():
             part = centred[:, out]
             sums.excluded[gi] = sums.excluded.get(gi, 0) + part @ part.T
+
+
+def _centred_kept(block: np.ndarray, keep: np.ndarray,
+                  rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """GEMMA's centred dosages (r, k) of the SNPs ``keep`` (m,) selects, for outer products, and their
+    columns (k,) in ``block``.
+
+    When most SNPs are kept, every column is returned with the others set to 0 (they add nothing to an
+    outer product, and a column gather of the block costs more than the few extra columns); otherwise the
+    kept columns are gathered first.
+    """
+    if 2 * int(keep.sum()) >= keep.size:
+        centred = centred_genotypes(block, rows)
+        centred[:, ~keep] = 0.0
+        return centred, np.arange(keep.size)
+    cols = np.flatnonzero(keep)
+    return centred_genotypes(block[:, cols], rows), cols
+
+
+def _columns(values: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``values[:, cols]`` for sorted ``cols``: a view when they are one contiguous run (the SNPs of one
+    chromosome in a block), so that ``part @ part.T`` needs no copy."""
+    if cols.size and cols[-1] - cols[0] + 1 == cols.size:
+        return values[:, cols[0]:cols[-1] + 1]
+    return values[:, cols]
 
 
 @dataclass(frozen=True)
@@ -592,7 +628,7 @@ def _outer_sum(run: _Run, snps: np.ndarray, ci: int) -> np.ndarray:
         keep = snps[start:stop]
         if keep.any():
             # Centred on the whole cohort (as GEMMA), then restricted to the kinship rows.
-            centred = centred_genotypes(run.genotypes.block(start, stop)[:, keep].astype(np.float64))[rows]
+            centred, _ = _centred_kept(run.genotypes.block(start, stop), keep, run.kinship_row_subset)
             part += centred @ centred.T
     return part
 
@@ -606,7 +642,8 @@ def _test_scope(run: _Run, group: _Pattern, pattern: LmmPattern, left_out: int |
         if keep.size == 0:
             continue
         block = run.genotypes.block(start, stop)
-        x = mean_impute(block[group.mask][:, keep], 2.0 * group.af[start + keep])
+        rows = block if group.every_row else block[group.mask]
+        x = mean_impute(_columns(rows, keep), 2.0 * group.af[start + keep])
         for j, res in zip(group.traits, pattern.scan(x, run.clock), strict=True):
             run.collected.add(j, start + keep, beta=res.beta, se=res.se, p=res.p, l_remle=res.lambda_,
                               logl_H1=res.logl)

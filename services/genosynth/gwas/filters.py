@@ -64,8 +64,9 @@ def snp_filters(dosages: np.ndarray, covariates: np.ndarray, settings: FilterSet
     missing = np.isnan(x)
     n_miss = missing.sum(axis=0)
     observed = n - n_miss
+    filled = np.where(missing, 0, x) if n_miss.any() else x
     with np.errstate(invalid="ignore", divide="ignore"):
-        af = np.where(missing, 0, x).sum(axis=0, dtype=np.float64) / (2.0 * observed)
+        af = filled.sum(axis=0, dtype=np.float64) / (2.0 * observed)
         # fmin / fmax skip NaN (missing calls); an all-missing SNP gives NaN and counts as monomorphic.
         lowest = np.fmin.reduce(x, axis=0)
         highest = np.fmax.reduce(x, axis=0)
@@ -79,13 +80,34 @@ def snp_filters(dosages: np.ndarray, covariates: np.ndarray, settings: FilterSet
     if covariates.shape[1] > 1:
         candidates = np.flatnonzero(reason == 0)
         if candidates.size:
-            chosen = x[:, candidates].astype(np.float64)
-            imputed = np.where(missing[:, candidates], 2.0 * af[candidates], chosen)
-            # Uncentred r^2 of the SNP on the covariates, as GEMMA computes it (x'Px / x'x).
-            q, _ = np.linalg.qr(covariates)
-            explained = ((q.T @ imputed) ** 2).sum(axis=0)
-            total = (imputed**2).sum(axis=0)
-            collinear = explained / total > settings.max_r2
-            reason[candidates[collinear]] = 4
+            # On every column (a column gather costs more than the few SNPs failing before), kept for the
+            # candidates; a failed SNP's fill may be NaN, which only its own column sees.
+            r2 = covariate_r2(filled, missing, np.nan_to_num(2.0 * af), covariates)[candidates]
+            reason[candidates[r2 > settings.max_r2]] = 4
     return SnpStats(af=af, n_miss=n_miss.astype(np.int64), reason=reason)
 
+
+def covariate_r2(filled: np.ndarray, missing: np.ndarray, fill: np.ndarray,
+                 covariates: np.ndarray) -> np.ndarray:
+    """Uncentred r^2 of each mean-imputed SNP on the covariates, as GEMMA computes it (``x'Px / x'x``).
+
+    Parameters
+    ----------
+    filled : (n, m) dosages with missing calls at 0 (float32 or float64).
+    missing : (n, m) bool, True where the call is missing.
+    fill : (m,) the value imputed at a missing call (``2 af``).
+    covariates : (n, q) covariates including the intercept.
+
+    Returns
+    -------
+    (m,) float64; NaN for a column of zeros.
+    """
+    x = filled.astype(np.float64)  # the one float64 copy; sums and products below reuse it
+    if missing.any():
+        x += missing * fill[None, :]
+    basis, _ = np.linalg.qr(np.asarray(covariates, dtype=np.float64))
+    projected = basis.T @ x  # (q, m)
+    explained = np.einsum("ij,ij->j", projected, projected)
+    total = np.einsum("ij,ij->j", x, x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return explained / total

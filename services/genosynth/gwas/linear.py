@@ -40,7 +40,8 @@ def linear_regression(genotypes: np.ndarray, covariates: np.ndarray, traits: np.
 
     Returns
     -------
-    LinearResult with (m, t) arrays.
+    LinearResult with (m, t) arrays; NaN for a SNP without variance (callers test only SNPs that pass
+    the filters, so it never reaches a table).
 
     With ``Q`` an orthonormal basis of the covariates, ``x'Py = x'y - (Q'x)'(Q'y)`` and
     ``x'Px = x'x - |Q'x|^2``: two GEMMs over the block (``X'Y`` and ``Q'X``) and no residual matrix.
@@ -48,18 +49,19 @@ def linear_regression(genotypes: np.ndarray, covariates: np.ndarray, traits: np.
     ``x'x - |Q'x|^2``, which centring makes harmless); all in float64.
     """
     g = np.asarray(genotypes, dtype=np.float64)
-    g = g - g.mean(axis=0, keepdims=True)
+    g = g - g.mean(axis=0, keepdims=True)  # the one (n, m) temporary
     y = np.asarray(traits, dtype=np.float64)
     n, q = covariates.shape
     basis, _ = np.linalg.qr(np.asarray(covariates, dtype=np.float64))
     qy = basis.T @ y  # (q, t)
     qx = basis.T @ g  # (q, m)
-    xpx = ((g * g).sum(axis=0) - (qx * qx).sum(axis=0))[:, None]  # (m, 1)
+    xpx = (np.einsum("ij,ij->j", g, g) - np.einsum("ij,ij->j", qx, qx))[:, None]  # (m, 1)
     xpy = g.T @ y - qx.T @ qy  # (m, t)
-    ypy = ((y * y).sum(axis=0) - (qy * qy).sum(axis=0))[None, :]  # (1, t)
+    ypy = (np.einsum("ij,ij->j", y, y) - np.einsum("ij,ij->j", qy, qy))[None, :]  # (1, t)
     df = n - q - 1
-    beta = xpy / xpx
-    residual = ypy - beta * xpy
-    se = np.sqrt(residual / (df * xpx))
-    p = wald_p(beta**2 / se**2, df)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a column without variance gives NaN
+        beta = xpy / xpx
+        residual = ypy - beta * xpy
+        se = np.sqrt(residual / (df * xpx))
+        p = wald_p(beta**2 / se**2, df)
     return LinearResult(beta=beta, se=se, p=p)
