@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from threadpoolctl import threadpool_limits
 
@@ -112,6 +114,10 @@ class _Pattern:
     @property
     def passed(self) -> np.ndarray:
         return self.reason == 0
+
+    def rows_before(self, start: int) -> int:
+        """Rows of the pattern's traits before SNP ``start``: its SNPs before it that pass the filters."""
+        return int(np.count_nonzero(self.reason[:start] == 0))
 
     @cached_property
     def every_row(self) -> bool:
@@ -275,23 +281,56 @@ class _KinshipSums:
         return self.union - self.excluded[gi] if gi in self.excluded else self.union
 
 
-@dataclass
 class _Collected:
-    """Per-trait result pieces, in the order the batches were tested."""
+    """Per-trait estimates written in place as the batches are tested.
 
-    pieces: dict[int, list[dict[str, np.ndarray]]]
+    Trait ``j`` is tested on the SNPs its pattern's filters pass, so its rows are those SNPs in genome
+    order and a batch's results go to the rows from the count of passing SNPs before the batch. Once the
+    row counts are known (:meth:`lay_out`, before the LMM pass) results go straight into the table's
+    columns; before that (the linear model, tested in the filter pass) each trait holds one float64
+    array of length M per field. No per-batch pieces: they would fragment the heap and keep the memory of
+    many traits after being joined.
+    """
 
-    def add(self, trait: int, index: np.ndarray, **columns: np.ndarray) -> None:
-        self.pieces[trait].append({"index": index, **columns})
+    def __init__(self, n_traits: int, n_snps: int) -> None:
+        self.n_snps = n_snps
+        self.by_trait: dict[int, dict[str, np.ndarray]] = {}
+        self.offsets: np.ndarray | None = None
+        self.columns: dict[str, np.ndarray] = {}
+        self.filled = np.zeros(n_traits, dtype=np.int64)
 
-    def take(self, trait: int, keys: list[str]) -> dict[str, np.ndarray]:
-        """The trait's pieces joined in genome order (and released)."""
-        parts = self.pieces.pop(trait, [])
-        if not parts:
-            return {key: np.zeros(0, dtype=np.int64 if key == "index" else np.float64) for key in keys}
-        merged = {key: np.concatenate([p[key] for p in parts]) for key in keys}
-        order = np.argsort(merged["index"], kind="stable")
-        return {key: value[order] for key, value in merged.items()}
+    def lay_out(self, sizes: list[int], keys: list[str]) -> None:
+        """From now on write into one column per field: trait ``j`` has ``sizes[j]`` rows."""
+        self.offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        self.columns = {key: np.empty(int(self.offsets[-1])) for key in keys}
+
+    def add(self, trait: int, row: int, **columns: np.ndarray) -> None:
+        """Store the results of consecutive rows ``row, row + 1, ...`` of ``trait``."""
+        if self.offsets is not None:
+            store, row = self.columns, row + int(self.offsets[trait])
+        else:
+            store = self.by_trait.get(trait)
+            if store is None:
+                store = self.by_trait[trait] = {key: np.empty(self.n_snps) for key in columns}
+        size = 0
+        for key, value in columns.items():
+            store[key][row:row + len(value)] = value
+            size = len(value)
+        self.filled[trait] += size
+
+    def column(self, key: str, sizes: list[int]) -> np.ndarray:
+        """One field over every trait's rows (trait ``j`` has ``sizes[j]``), releasing what it joins."""
+        if not np.array_equal(self.filled, sizes):
+            raise RuntimeError(f"results for {self.filled.tolist()} rows, tested {list(sizes)}")
+        if self.offsets is not None:
+            return self.columns.pop(key)
+        out = np.empty(int(sum(sizes)))
+        at = 0
+        for j, size in enumerate(sizes):
+            if size:
+                out[at:at + size] = self.by_trait[j].pop(key)[:size]
+            at += size
+        return out
 
 
 @dataclass
@@ -406,7 +445,7 @@ def _prepare(ds: Dataset, options: _Options, samples, say: Callable[[str], None]
     chrom = ds.variants["chr"].astype(str).to_numpy()
     return _Run(ds=ds, options=options, y=y, covariate_names=covariate_names, groups=groups,
                 genotypes=_Genotypes(ds, cohort, options.max_genotype_bytes, clock),
-                chromosomes=_Chromosomes.of(chrom), collected=_Collected({j: [] for j in range(len(y.T))}),
+                chromosomes=_Chromosomes.of(chrom), collected=_Collected(len(y.T), ds.n_variants),
                 say=say, clock=clock, n_cohort=int(cohort.sum()))
 
 
@@ -474,7 +513,8 @@ def _linear_batch(run: _Run, group: _Pattern, block: np.ndarray, start: int, sta
         x = mean_impute(rows, np.nan_to_num(2.0 * stats.af))
         fit = linear_regression(x, group.covariates, run.trait_values(group))
     for k, j in enumerate(group.traits):
-        run.collected.add(j, start + keep, beta=fit.beta[keep, k], se=fit.se[keep, k], p=fit.p[keep, k])
+        run.collected.add(j, group.rows_before(start), beta=fit.beta[keep, k], se=fit.se[keep, k],
+                          p=fit.p[keep, k])
 
 
 def _add_kinship(run: _Run, sums: _KinshipSums, block: np.ndarray, start: int, stop: int) -> None:
@@ -543,6 +583,7 @@ def _lmm_pass(run: _Run, sums: _KinshipSums) -> None:
         if group.kinship_snps == 0:
             name = run.options.traits[group.traits[0]]
             raise InputError(run.ds.url, f"no SNP passes the filters for trait {name!r}")
+    run.collected.lay_out(_sizes(run), _result_keys(run))
     scopes = _scopes(run)
     # Decompose `threads` kinships side by side, then test with each: the cores are used by the
     # eigendecompositions (one thread each) and by the GEMMs of the tests, and at most `threads`
@@ -645,55 +686,57 @@ def _test_scope(run: _Run, group: _Pattern, pattern: LmmPattern, left_out: int |
         rows = block if group.every_row else block[group.mask]
         x = mean_impute(_columns(rows, keep), 2.0 * group.af[start + keep])
         for j, res in zip(group.traits, pattern.scan(x, run.clock), strict=True):
-            run.collected.add(j, start + keep, beta=res.beta, se=res.se, p=res.p, l_remle=res.lambda_,
-                              logl_H1=res.logl)
+            run.collected.add(j, group.rows_before(start), beta=res.beta, se=res.se, p=res.p,
+                              l_remle=res.lambda_, logl_H1=res.logl)
 
 
 def _table(run: _Run) -> pd.DataFrame:
-    """One row per (trait, analysed SNP), traits in order, SNPs in genome order. Each column is filled
-    in place, trait by trait, releasing the trait's pieces as it goes (the table of many traits is the
-    run's largest object)."""
-    lmm = run.options.model == "lmm"
-    keys = ["index", "beta", "se", "p"] + (["l_remle", "logl_H1"] if lmm else [])
+    """One row per (trait, analysed SNP), traits in order, SNPs in genome order. The table of many
+    traits is the run's largest object, so each column is made once: the text columns are taken by
+    pyarrow straight from the variant table (no per-row Python objects), the results are the columns the
+    tests wrote into."""
+    sizes = _sizes(run)
     group_of = {j: g for g in run.groups for j in g.traits}
-    sizes = [sum(len(p["index"]) for p in run.collected.pieces[j]) for j in range(len(run.options.traits))]
-    total = int(sum(sizes))
+    groups = [group_of[j] for j in range(len(sizes))]
+    index = np.concatenate([np.flatnonzero(g.passed) for g in groups]) if groups else np.zeros(0, np.int64)
     variants = run.ds.variants
-    snp_ids = variants["id"].to_numpy()
-    chrom = variants["chr"].astype(str).to_numpy()
-    positions = variants["pos"].to_numpy()
-    columns: dict[str, np.ndarray] = {
-        "trait": np.empty(total, dtype=object), "snp": np.empty(total, dtype=object),
-        "chr": np.empty(total, dtype=object), "pos": np.empty(total, dtype=positions.dtype),
-        "n": np.empty(total, dtype=np.int64), "n_miss": np.empty(total, dtype=np.int64),
-        "af": np.empty(total)}
-    for key in keys[1:]:
-        columns[key] = np.empty(total)
-    at = 0
-    for j, name in enumerate(run.options.traits):
-        group = group_of[j]
-        merged = run.collected.take(j, keys)
-        index = merged["index"]
-        rows = slice(at, at + len(index))
-        columns["trait"][rows] = name
-        columns["snp"][rows] = snp_ids[index]
-        columns["chr"][rows] = chrom[index]
-        columns["pos"][rows] = positions[index]
-        columns["n"][rows] = int(group.mask.sum())
-        columns["n_miss"][rows] = group.n_miss[index]
-        columns["af"][rows] = group.af[index]
-        for key in keys[1:]:
-            columns[key][rows] = merged[key]
-        at += len(index)
-        del merged
-    columns["pos"] = pd.array(columns["pos"], dtype="Int64")
+    pos = variants["pos"].astype("Int64")
+    positions, no_position = pos.to_numpy(dtype=np.int64, na_value=0), pos.isna().to_numpy()
+    trait_of_row = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+    columns: dict[str, Any] = {
+        "trait": _text(run.options.traits, trait_of_row),
+        "snp": _text(variants["id"].astype(str).tolist(), index),
+        "chr": _text(run.chromosomes.names, run.chromosomes.index[index]),
+        "pos": pd.arrays.IntegerArray(positions[index], no_position[index]),
+        "n": np.repeat(np.array([int(g.mask.sum()) for g in groups], dtype=np.int64), sizes),
+        "n_miss": np.concatenate([g.n_miss[g.passed] for g in groups]) if groups else np.zeros(0, np.int64),
+        "af": np.concatenate([g.af[g.passed] for g in groups]) if groups else np.zeros(0),
+    }
+    del index, trait_of_row
+    for key in _result_keys(run):
+        columns[key] = run.collected.column(key, sizes)
     return pd.DataFrame({name: columns.pop(name) for name in list(columns)}, copy=False)
+
+
+def _text(values: Sequence[str], take: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``values[take]`` as pandas' string column, built by pyarrow without a Python object per row."""
+    return pd.array(pc.take(pa.array(values, type=pa.large_string()), pa.array(take)), dtype="str")
+
+
+def _result_keys(run: _Run) -> list[str]:
+    return ["beta", "se", "p"] + (["l_remle", "logl_H1"] if run.options.model == "lmm" else [])
+
+
+def _sizes(run: _Run) -> list[int]:
+    """Rows of each trait in the table: the SNPs its pattern's filters pass."""
+    group_of = {j: g for g in run.groups for j in g.traits}
+    return [int(group_of[j].passed.sum()) for j in range(len(run.options.traits))]
 
 
 def _log(run: _Run, table: pd.DataFrame) -> dict[str, Any]:
     options, groups, n_cohort = run.options, run.groups, run.n_cohort
     per_trait: dict[str, Any] = {}
-    counts = table.groupby("trait", sort=False).size()
+    counts = dict(zip(options.traits, _sizes(run), strict=True))
     for group in groups:
         dropped = {reason: int((group.reason == i + 1).sum()) for i, reason in enumerate(snp_filters.REASONS)}
         for j, null in zip(group.traits, group.null_models or [None] * len(group.traits), strict=True):
