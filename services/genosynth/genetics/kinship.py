@@ -18,7 +18,8 @@ import numpy as np
 BLOCK = 4096
 
 
-def centred_genotypes(dosages: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+def centred_genotypes(dosages: np.ndarray, rows: np.ndarray | None = None,
+                      means: np.ndarray | None = None) -> np.ndarray:
     """GEMMA's ``X_c``: every SNP centred on its mean over all ``n`` individuals, missing calls at 0.
 
     Parameters
@@ -26,6 +27,8 @@ def centred_genotypes(dosages: np.ndarray, rows: np.ndarray | None = None) -> np
     dosages : (n, m) float (float32 as stored, or float64), NaN for missing.
     rows : optional (r,) indices of the individuals to return (the centres are still the means over all
         ``n``); default all.
+    means : optional (m,) centres to use instead of the observed means (a missing call is still 0: it
+        is imputed with its centre).
 
     Returns
     -------
@@ -39,7 +42,8 @@ def centred_genotypes(dosages: np.ndarray, rows: np.ndarray | None = None) -> np
     count = x.shape[0] - missing.sum(axis=0)
     has_missing = bool((count < x.shape[0]).any())
     filled = np.where(missing, 0, x) if has_missing else x
-    means = filled.sum(axis=0, dtype=np.float64) / np.maximum(count, 1)
+    if means is None:
+        means = filled.sum(axis=0, dtype=np.float64) / np.maximum(count, 1)
     out = np.subtract(filled if rows is None else filled[rows], means[None, :], dtype=np.float64)
     if has_missing:
         np.copyto(out, 0.0, where=missing if rows is None else missing[rows])

@@ -23,7 +23,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -84,14 +85,32 @@ class _Genotypes:
         n = int(cohort.sum())
         fits = n * ds.n_variants * 4 <= max_bytes
         self.kept = np.empty((n, ds.n_variants), dtype=np.float32) if fits else None
+        self.every_sample = bool(cohort.all())
         self.filled = 0
+
+    def blocks(self, ranges: Iterable[tuple[int, int]]) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
+        """:meth:`block` of each ``(start, stop)`` in order, the next one read and decoded on a second
+        thread while the caller works on the current one (decompression releases the GIL; the ``read``
+        phase then overlaps the others)."""
+        todo = list(ranges)
+        if not todo:
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self.block, *todo[0])
+            for i, span in enumerate(todo):
+                block = pending.result()
+                if i + 1 < len(todo):
+                    pending = pool.submit(self.block, *todo[i + 1])
+                yield span, block
 
     def block(self, start: int, stop: int) -> np.ndarray:
         """(n_cohort, stop - start) float32 dosages, NaN for missing."""
         with self.clock("read"):
             if self.kept is not None and stop <= self.filled:
                 return self.kept[:, start:stop]
-            block = self.ds.dosages(start, stop)[self.cohort]
+            block = self.ds.dosages(start, stop)
+            if not self.every_sample:
+                block = block[self.cohort]
             if self.kept is not None and start == self.filled:
                 self.kept[:, start:stop] = block
                 self.filled = stop
@@ -444,7 +463,9 @@ def _prepare(ds: Dataset, options: _Options, samples, say: Callable[[str], None]
     groups = _patterns(ds, options, y, c, covariate_names)
     chrom = ds.variants["chr"].astype(str).to_numpy()
     return _Run(ds=ds, options=options, y=y, covariate_names=covariate_names, groups=groups,
-                genotypes=_Genotypes(ds, cohort, options.max_genotype_bytes, clock),
+                # The linear model reads the genotypes once: nothing to keep for a second pass.
+                genotypes=_Genotypes(ds, cohort, options.max_genotype_bytes if options.model == "lmm" else 0,
+                                     clock),
                 chromosomes=_Chromosomes.of(chrom), collected=_Collected(len(y.T), ds.n_variants),
                 say=say, clock=clock, n_cohort=int(cohort.sum()))
 
@@ -484,8 +505,8 @@ def _first_pass(run: _Run) -> _KinshipSums | None:
     store = options.loco and len(run.chromosomes.runs) * n_rows * n_rows * 8 <= options.max_kinship_bytes
     sums = _KinshipSums(union=np.zeros((n_rows, n_rows)), store_by_chromosome=store) if lmm else None
     run.say("reading genotypes: filters" + (" and kinship" if lmm else " and tests"))
-    for start, stop in _batches([(0, run.ds.n_variants)], options.batch_snps):
-        block = run.genotypes.block(start, stop)  # float32 as stored: each consumer converts what it uses
+    # float32 blocks as stored (each consumer converts what it uses), the next one decoded meanwhile
+    for (start, stop), block in run.genotypes.blocks(_batches([(0, run.ds.n_variants)], options.batch_snps)):
         for group in run.groups:
             with run.clock("filters"):
                 rows = block if group.every_row else block[group.mask]
@@ -510,8 +531,9 @@ def _linear_batch(run: _Run, group: _Pattern, block: np.ndarray, start: int, sta
         # Every column of the block is regressed (a column gather costs more than the few SNPs that
         # fail); only the SNPs that pass are kept.
         rows = block if group.every_row else block[group.mask]
-        x = mean_impute(rows, np.nan_to_num(2.0 * stats.af))
-        fit = linear_regression(x, group.covariates, run.trait_values(group))
+        # Centred on 2 af (the mean of the imputed column) in one pass, imputed calls at exactly 0.
+        x = centred_genotypes(rows, means=np.nan_to_num(2.0 * stats.af))
+        fit = linear_regression(x, group.covariates, run.trait_values(group), centred=True)
     for k, j in enumerate(group.traits):
         run.collected.add(j, group.rows_before(start), beta=fit.beta[keep, k], se=fit.se[keep, k],
                           p=fit.p[keep, k])

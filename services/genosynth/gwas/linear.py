@@ -29,7 +29,8 @@ def wald_p(statistic: np.ndarray, df: float) -> np.ndarray:
     return special.fdtrc(1.0, df, np.maximum(statistic, 0.0))
 
 
-def linear_regression(genotypes: np.ndarray, covariates: np.ndarray, traits: np.ndarray) -> LinearResult:
+def linear_regression(genotypes: np.ndarray, covariates: np.ndarray, traits: np.ndarray, *,
+                      centred: bool = False) -> LinearResult:
     """Wald test of every SNP against every trait, covariates projected out once.
 
     Parameters
@@ -37,6 +38,7 @@ def linear_regression(genotypes: np.ndarray, covariates: np.ndarray, traits: np.
     genotypes : (n, m) mean-imputed dosages (no missing values).
     covariates : (n, q) covariates including the intercept column; full column rank.
     traits : (n, t) phenotypes of the same n individuals (no missing values).
+    centred : the genotypes are float64 and already centred on their column means (no copy is made).
 
     Returns
     -------
@@ -49,7 +51,8 @@ def linear_regression(genotypes: np.ndarray, covariates: np.ndarray, traits: np.
     ``x'x - |Q'x|^2``, which centring makes harmless); all in float64.
     """
     g = np.asarray(genotypes, dtype=np.float64)
-    g = g - g.mean(axis=0, keepdims=True)  # the one (n, m) temporary
+    if not centred:
+        g = g - g.mean(axis=0, keepdims=True)  # the one (n, m) temporary
     y = np.asarray(traits, dtype=np.float64)
     n, q = covariates.shape
     basis, _ = np.linalg.qr(np.asarray(covariates, dtype=np.float64))
