@@ -713,36 +713,58 @@ def _test_scope(run: _Run, group: _Pattern, pattern: LmmPattern, left_out: int |
 
 
 def _table(run: _Run) -> pd.DataFrame:
-    """One row per (trait, analysed SNP), traits in order, SNPs in genome order. The table of many
-    traits is the run's largest object, so each column is made once: the text columns are taken by
-    pyarrow straight from the variant table (no per-row Python objects), the results are the columns the
-    tests wrote into."""
+    """One row per (trait, analysed SNP), traits in order, SNPs in genome order.
+
+    The table of many traits is the run's largest object, so each column is made once and nothing of
+    its size is made beside it: numeric columns are filled in place trait by trait; the text columns
+    are pyarrow arrays chunked by trait, taken from the variant table without a Python object per row,
+    and traits of one pattern (the same SNPs) share their ``snp`` and ``chr`` chunks; the results are
+    the columns the tests wrote into.
+    """
     sizes = _sizes(run)
+    total = int(sum(sizes))
     group_of = {j: g for g in run.groups for j in g.traits}
-    groups = [group_of[j] for j in range(len(sizes))]
-    index = np.concatenate([np.flatnonzero(g.passed) for g in groups]) if groups else np.zeros(0, np.int64)
     variants = run.ds.variants
     pos = variants["pos"].astype("Int64")
     positions, no_position = pos.to_numpy(dtype=np.int64, na_value=0), pos.isna().to_numpy()
-    trait_of_row = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
-    columns: dict[str, Any] = {
-        "trait": _text(run.options.traits, trait_of_row),
-        "snp": _text(variants["id"].astype(str).tolist(), index),
-        "chr": _text(run.chromosomes.names, run.chromosomes.index[index]),
-        "pos": pd.arrays.IntegerArray(positions[index], no_position[index]),
-        "n": np.repeat(np.array([int(g.mask.sum()) for g in groups], dtype=np.int64), sizes),
-        "n_miss": np.concatenate([g.n_miss[g.passed] for g in groups]) if groups else np.zeros(0, np.int64),
-        "af": np.concatenate([g.af[g.passed] for g in groups]) if groups else np.zeros(0),
-    }
-    del index, trait_of_row
+    snp_ids = pa.array(variants["id"].astype(str).tolist(), type=pa.large_string())
+    chrom_names = pa.array(run.chromosomes.names, type=pa.large_string())
+    trait_names = pa.array(list(run.options.traits), type=pa.large_string())
+    numeric = {"pos": np.empty(total, dtype=np.int64), "n": np.empty(total, dtype=np.int64),
+               "n_miss": np.empty(total, dtype=np.int64), "af": np.empty(total)}
+    pos_missing = np.empty(total, dtype=bool)
+    text: dict[str, list[pa.Array]] = {"trait": [], "snp": [], "chr": []}
+    shared: dict[int, tuple[pa.Array, pa.Array]] = {}
+    at = 0
+    for j, size in enumerate(sizes):
+        group = group_of[j]
+        index = np.flatnonzero(group.passed)
+        rows = slice(at, at + size)
+        numeric["pos"][rows] = positions[index]
+        pos_missing[rows] = no_position[index]
+        numeric["n"][rows] = int(group.mask.sum())
+        numeric["n_miss"][rows] = group.n_miss[index]
+        numeric["af"][rows] = group.af[index]
+        if id(group) not in shared:
+            shared[id(group)] = (pc.take(snp_ids, pa.array(index)),
+                                 pc.take(chrom_names, pa.array(run.chromosomes.index[index])))
+        snp_chunk, chr_chunk = shared[id(group)]
+        text["trait"].append(pc.take(trait_names, pa.array(np.full(size, j, dtype=np.int32))))
+        text["snp"].append(snp_chunk)
+        text["chr"].append(chr_chunk)
+        at += size
+    columns: dict[str, Any] = {name: _text(chunks) for name, chunks in text.items()}
+    columns["pos"] = pd.arrays.IntegerArray(numeric.pop("pos"), pos_missing)  # no copy
+    columns.update(numeric)
     for key in _result_keys(run):
         columns[key] = run.collected.column(key, sizes)
-    return pd.DataFrame({name: columns.pop(name) for name in list(columns)}, copy=False)
+    order = ["trait", "snp", "chr", "pos", "n", "n_miss", "af", *_result_keys(run)]
+    return pd.DataFrame({name: columns.pop(name) for name in order}, copy=False)
 
 
-def _text(values: Sequence[str], take: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    """``values[take]`` as pandas' string column, built by pyarrow without a Python object per row."""
-    return pd.array(pc.take(pa.array(values, type=pa.large_string()), pa.array(take)), dtype="str")
+def _text(chunks: list[pa.Array]) -> pd.api.extensions.ExtensionArray:
+    """Chunks of ``large_string`` as pandas' string column (no copy)."""
+    return pd.array(pa.chunked_array(chunks, type=pa.large_string()), dtype="str")
 
 
 def _result_keys(run: _Run) -> list[str]:
