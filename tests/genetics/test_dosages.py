@@ -54,6 +54,22 @@ def test_centring_on_given_means():
     np.testing.assert_array_equal(centred[:, 0], [-2.0, -1.0, 0.0, 0.0])
 
 
+def test_centring_a_subset_of_rows_keeps_the_means_of_every_row():
+    centred = centre(DOSAGES, rows=np.array([0, 3]))
+    np.testing.assert_array_equal(centred, [[-1.0, 1.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+def test_float32_dosages_centred_in_float64_equal_centring_a_float64_copy():
+    x = (np.random.default_rng(1).integers(0, 3, (60, 9)) / 1.0).astype(np.float32)
+    x[::4, 3] = np.nan
+    means = observed_means(x, np.float64)
+    assert means.dtype == np.float64
+    np.testing.assert_array_equal(means, observed_means(x.astype(np.float64)))
+    centred = centre(x, means, rows=np.arange(0, 60, 2), dtype=np.float64)
+    assert centred.dtype == np.float64
+    np.testing.assert_array_equal(centred, centre(x.astype(np.float64))[::2])
+
+
 def test_standardised_snps_have_mean_zero_and_sd_one_and_a_constant_snp_is_zero():
     x = np.array([[0.0, 1.0], [2.0, 1.0], [NA, 1.0], [1.0, NA]])
     z, means, sds = standardise(x)

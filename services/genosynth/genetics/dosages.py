@@ -12,18 +12,19 @@ import numpy as np
 MISSING_CALL = -1  # hard-call code of a missing genotype (int8)
 
 
-def observed_means(dosages: np.ndarray) -> np.ndarray:
+def observed_means(dosages: np.ndarray, dtype: np.dtype | type | None = None) -> np.ndarray:
     """Mean dosage of each SNP over its observed calls.
 
     Parameters
     ----------
     dosages : (n, m) float, NaN for missing
+    dtype : float dtype to sum and return in (default the dtype of ``dosages``; float64 for integer input).
+        ``np.float64`` on float32 dosages sums in float64 without a float64 copy of the block.
 
     Returns
     -------
-    (m,) in the dtype of ``dosages`` (float64 for integer input); 0 for a SNP without any observed call.
-    Summed exactly as ``np.nanmean`` sums (missing set to 0, then one sum over individuals), so it gives
-    the same bits.
+    (m,); 0 for a SNP without any observed call. Summed exactly as ``np.nanmean`` sums (missing set to 0,
+    then one sum over individuals), so with the default dtype it gives the same bits.
 
     Examples
     --------
@@ -33,11 +34,11 @@ def observed_means(dosages: np.ndarray) -> np.ndarray:
     x = np.asarray(dosages)
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float64)
+    dtype = np.dtype(dtype or x.dtype)
     missing = np.isnan(x)
-    filled = np.array(x, copy=True)
-    np.copyto(filled, 0, where=missing)
-    count = (~missing).sum(axis=0)
-    return (filled.sum(axis=0) / np.maximum(count, 1)).astype(x.dtype, copy=False)
+    count = x.shape[0] - missing.sum(axis=0)
+    filled = np.where(missing, 0, x) if (count < x.shape[0]).any() else x
+    return (filled.sum(axis=0, dtype=dtype) / np.maximum(count, 1)).astype(dtype, copy=False)
 
 
 def mean_impute(dosages: np.ndarray, means: np.ndarray | None = None) -> np.ndarray:
@@ -58,18 +59,22 @@ def mean_impute(dosages: np.ndarray, means: np.ndarray | None = None) -> np.ndar
     return np.where(np.isnan(x), fill[None, :], x)
 
 
-def centre(dosages: np.ndarray, means: np.ndarray | None = None) -> np.ndarray:
-    """Mean-impute and centre every SNP: ``x - mean`` with missing calls at exactly 0.
+def centre(dosages: np.ndarray, means: np.ndarray | None = None, *, rows: np.ndarray | None = None,
+           dtype: np.dtype | type | None = None) -> np.ndarray:
+    """Mean-impute and centre every SNP: ``x - mean`` with missing calls at exactly 0, in one pass.
 
     Parameters
     ----------
     dosages : (n, m) float, NaN for missing
-    means : (m,) finite centres (default :func:`observed_means`, the cohort's own means)
+    means : (m,) finite centres (default :func:`observed_means` in ``dtype``, the cohort's own means)
+    rows : optional (r,) individuals to return; the default means are still over all ``n``
+    dtype : dtype of the result (default ``result_type(dosages, means)``); ``np.float64`` on float32
+        dosages converts only the returned rows, in the same pass as the subtraction
 
     Returns
     -------
-    (n, m) new array of dtype ``result_type(dosages, means)``; with the default means every column has
-    mean 0 and an all-missing SNP is a column of zeros.
+    (r, m) new array; with the default means every column has mean 0 over all ``n`` and an all-missing
+    SNP is a column of zeros.
 
     Examples
     --------
@@ -77,9 +82,12 @@ def centre(dosages: np.ndarray, means: np.ndarray | None = None) -> np.ndarray:
     [-1.0, 1.0, 0.0]
     """
     x = np.asarray(dosages)
-    missing = np.isnan(x)
-    out = x - (observed_means(x) if means is None else np.asarray(means))[None, :]
-    out[missing] = 0.0
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    centres = observed_means(x, dtype) if means is None else np.asarray(means)
+    chosen = x if rows is None else x[rows]
+    out = np.subtract(chosen, centres[None, :], dtype=dtype)  # NaN at a missing call, set to 0 below
+    np.copyto(out, 0.0, where=np.isnan(chosen))
     return out
 
 

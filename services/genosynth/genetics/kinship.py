@@ -15,39 +15,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from genosynth.genetics.dosages import centre, observed_means
+
 BLOCK = 4096
 
 
-def centred_genotypes(dosages: np.ndarray, rows: np.ndarray | None = None,
-                      means: np.ndarray | None = None) -> np.ndarray:
-    """GEMMA's ``X_c``: every SNP centred on its mean over all ``n`` individuals, missing calls at 0.
-
-    Parameters
-    ----------
-    dosages : (n, m) float (float32 as stored, or float64), NaN for missing.
-    rows : optional (r,) indices of the individuals to return (the centres are still the means over all
-        ``n``); default all.
-    means : optional (m,) centres to use instead of the observed means (a missing call is still 0: it
-        is imputed with its centre).
+def centred_genotypes(dosages: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """GEMMA's ``X_c``: :func:`genosynth.genetics.dosages.centre` in float64 (means over all ``n``
+    individuals summed in float64), optionally only the individuals ``rows``.
 
     Returns
     -------
-    (r, m) float64 with an all-missing SNP a column of zeros. The means accumulate in float64 and only
-    the returned rows are converted, so a float32 block is never copied whole to float64.
+    (r, m) float64 with column means 0 over all ``n`` and an all-missing SNP a column of zeros; a float32
+    block is never copied whole to float64.
     """
-    x = np.asarray(dosages)
-    if not np.issubdtype(x.dtype, np.floating):
-        x = x.astype(np.float64)
-    missing = np.isnan(x)
-    count = x.shape[0] - missing.sum(axis=0)
-    has_missing = bool((count < x.shape[0]).any())
-    filled = np.where(missing, 0, x) if has_missing else x
-    if means is None:
-        means = filled.sum(axis=0, dtype=np.float64) / np.maximum(count, 1)
-    out = np.subtract(filled if rows is None else filled[rows], means[None, :], dtype=np.float64)
-    if has_missing:
-        np.copyto(out, 0.0, where=missing if rows is None else missing[rows])
-    return out
+    return centre(dosages, observed_means(dosages, np.float64), rows=rows, dtype=np.float64)
 
 
 def kinship_sum(dosages: np.ndarray) -> np.ndarray:

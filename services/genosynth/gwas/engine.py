@@ -41,7 +41,7 @@ from genosynth.formats.dataset import Dataset
 from genosynth.genetics import chromosomes
 from genosynth.genetics.covariates import category_levels, indicator_coding, with_intercept
 from genosynth.genetics.device import pick_device
-from genosynth.genetics.dosages import mean_impute
+from genosynth.genetics.dosages import centre, mean_impute
 from genosynth.genetics.kinship import centred_genotypes, double_centre
 from genosynth.gwas import filters as snp_filters
 from genosynth.gwas.linear import linear_regression
@@ -139,9 +139,12 @@ class _Pattern:
         return int(np.count_nonzero(self.reason[:start] == 0))
 
     @cached_property
-    def every_row(self) -> bool:
-        """Whether the pattern analyses the whole cohort (its rows need no gather)."""
+    def _every_row(self) -> bool:
         return bool(self.mask.all())
+
+    def rows_of(self, block: np.ndarray) -> np.ndarray:
+        """The pattern's individuals of a cohort block: the block itself when it analyses everyone."""
+        return block if self._every_row else block[self.mask]
 
 
 def _design(dataset: Dataset, traits: Sequence[str], covariates: Sequence[str],
@@ -509,8 +512,7 @@ def _first_pass(run: _Run) -> _KinshipSums | None:
     for (start, stop), block in run.genotypes.blocks(_batches([(0, run.ds.n_variants)], options.batch_snps)):
         for group in run.groups:
             with run.clock("filters"):
-                rows = block if group.every_row else block[group.mask]
-                stats = snp_filters.snp_filters(rows, group.covariates, options.settings)
+                stats = snp_filters.snp_filters(group.rows_of(block), group.covariates, options.settings)
             group.reason[start:stop] = stats.reason
             group.af[start:stop] = stats.af
             group.n_miss[start:stop] = stats.n_miss
@@ -530,9 +532,8 @@ def _linear_batch(run: _Run, group: _Pattern, block: np.ndarray, start: int, sta
     with run.clock("lm"):
         # Every column of the block is regressed (a column gather costs more than the few SNPs that
         # fail); only the SNPs that pass are kept.
-        rows = block if group.every_row else block[group.mask]
         # Centred on 2 af (the mean of the imputed column) in one pass, imputed calls at exactly 0.
-        x = centred_genotypes(rows, means=np.nan_to_num(2.0 * stats.af))
+        x = centre(group.rows_of(block), np.nan_to_num(2.0 * stats.af), dtype=np.float64)
         fit = linear_regression(x, group.covariates, run.trait_values(group), centred=True)
     for k, j in enumerate(group.traits):
         run.collected.add(j, group.rows_before(start), beta=fit.beta[keep, k], se=fit.se[keep, k],
@@ -705,8 +706,7 @@ def _test_scope(run: _Run, group: _Pattern, pattern: LmmPattern, left_out: int |
         if keep.size == 0:
             continue
         block = run.genotypes.block(start, stop)
-        rows = block if group.every_row else block[group.mask]
-        x = mean_impute(_columns(rows, keep), 2.0 * group.af[start + keep])
+        x = mean_impute(_columns(group.rows_of(block), keep), 2.0 * group.af[start + keep])
         for j, res in zip(group.traits, pattern.scan(x, run.clock), strict=True):
             run.collected.add(j, group.rows_before(start), beta=res.beta, se=res.se, p=res.p,
                               l_remle=res.lambda_, logl_H1=res.logl)
