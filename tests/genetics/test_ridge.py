@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from genosynth.genetics.ridge import (
-    block_predictions,
     blup_penalty,
     conjugate_gradient,
     cv_penalty,
+    dual_solve,
     gram_product,
     ridge_effects,
 )
@@ -50,12 +50,17 @@ def test_ridge_effects_equal_the_primal_dense_solution(genotypes):
     np.testing.assert_allclose(both[:, 1], dense2, rtol=1e-6, atol=1e-10)
 
 
-def test_block_predictions_split_the_genetic_value_by_chromosome(genotypes):
-    effects = np.random.default_rng(4).normal(size=300)
-    groups = np.repeat([0, 1, 2], 100)
-    parts = block_predictions(genotypes, effects, groups, 3, block=37)
-    for g in range(3):
-        np.testing.assert_allclose(parts[:, g], genotypes[:, groups == g] @ effects[groups == g], rtol=1e-10)
+def test_dual_solve_from_the_eigendecomposition_equals_the_primal_ridge(genotypes):
+    rng = np.random.default_rng(4)
+    r = np.stack([genotypes[:, :4] @ rng.normal(size=4) + rng.normal(size=80), rng.normal(size=80)], axis=1)
+    lam = blup_penalty(genotypes.shape[1], 0.5)
+    values, vectors = np.linalg.eigh(genotypes @ genotypes.T)
+    alpha = dual_solve(values, vectors, r, lam)
+    dense = np.linalg.solve(genotypes.T @ genotypes + lam * np.eye(300), genotypes.T @ r)
+    np.testing.assert_allclose(genotypes.T @ alpha, dense, rtol=1e-9, atol=1e-12)
+    # The genetic values X u are r - lam alpha; one column solves alone as in the pair.
+    np.testing.assert_allclose(genotypes @ dense, r - lam * alpha, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(dual_solve(values, vectors, r[:, 0], lam), alpha[:, 0], rtol=1e-12)
 
 
 def test_cross_validation_prefers_a_mild_penalty_for_a_strong_sparse_signal(genotypes):

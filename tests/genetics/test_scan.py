@@ -24,13 +24,18 @@ def test_linear_scan_matches_one_least_squares_fit_per_snp():
         assert np.isclose(beta[j], coef[-1])
         assert np.isclose(p[j], 2 * stats.t.sf(abs(coef[-1] / se), df))
     assert p[1] < 1e-5
+    # The column sums of squares, when passed, are used as given.
+    again = linear_scan(x, y, fixed, (x**2).sum(axis=0))
+    np.testing.assert_allclose(again[1], p, rtol=1e-12)
 
 
 def test_a_snp_with_no_variation_gets_p_one():
     n = 30
-    x = np.column_stack([np.ones(n), np.arange(n) % 3])
-    _, p = linear_scan(x, np.random.default_rng(1).normal(size=n), np.ones((n, 1)))
-    assert p[0] == 1.0 and p[1] < 1.0
+    x = np.column_stack([np.ones(n), np.arange(n) % 3, 2.0 * np.arange(n) + 1.0])
+    fixed = np.column_stack([np.ones(n), np.arange(n)])
+    _, p = linear_scan(x, np.random.default_rng(1).normal(size=n), fixed)
+    # Constant, and a linear function of the fixed columns: nothing left after projecting them out.
+    assert p[0] == 1.0 and p[2] == 1.0 and p[1] < 1.0
 
 
 def test_lambda_gc_is_one_under_the_null_and_grows_with_inflation():

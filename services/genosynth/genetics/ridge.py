@@ -4,7 +4,8 @@ The model is ``r = Xc u + e`` with ``u ~ N(0, vg / m)`` per SNP and ``e ~ N(0, v
 ridge solution ``u = (Xc^T Xc + lam I)^-1 Xc^T r`` with ``lam = m ve / vg`` (Henderson 1975; Meuwissen et
 al. 2001). We solve the dual system ``(Xc Xc^T + lam I) alpha = r`` by conjugate gradients, whose products
 ``Xc (Xc^T v)`` are summed over SNP blocks, so memory is ``n x block`` on top of ``Xc`` itself; then
-``u = Xc^T alpha``.
+``u = Xc^T alpha``. When the eigendecomposition of ``Xc Xc^T`` is at hand (a cohort small enough for
+REML on its kinship), :func:`dual_solve` gives ``alpha`` exactly in ``O(n^2)`` instead.
 """
 
 from __future__ import annotations
@@ -89,31 +90,27 @@ def ridge_effects(x: np.ndarray, r: np.ndarray, lam: float | np.ndarray, *, bloc
     return effects[:, 0] if column else effects
 
 
-def blup_penalty(n_snps: int, delta: float) -> float:
-    """Ridge penalty of SNP-BLUP: ``m * delta`` with ``delta = ve / vg`` (``u ~ N(0, vg / m)``)."""
-    return float(n_snps) * max(float(delta), 1e-6)
-
-
-def block_predictions(x: np.ndarray, effects: np.ndarray, groups: np.ndarray, n_groups: int,
-                      block: int = BLOCK) -> np.ndarray:
-    """Genetic values of each SNP group (e.g. chromosome), ``X_g u_g``.
+def dual_solve(gram_values: np.ndarray, gram_vectors: np.ndarray, r: np.ndarray, lam: float) -> np.ndarray:
+    """Dual ridge coefficients ``alpha = (X X^T + lam I)^-1 r`` from ``X X^T = V diag(s) V^T``.
 
     Parameters
     ----------
-    x : (n, m) centred genotypes; effects : (m,); groups : (m,) int in ``[0, n_groups)``
+    gram_values : (n,) ``s``; gram_vectors : (n, n) ``V`` (orthonormal columns); r : (n,) or (n, t)
+    lam : penalty > 0
 
     Returns
     -------
-    (n, n_groups) float64: column g is the prediction from the SNPs of group g only. The leave-one-group-
-    out prediction is ``total[:, None] - out``.
+    ``alpha`` with the shape of ``r``, float64; the effects are ``X^T alpha`` and the genetic values
+    ``X X^T alpha = r - lam alpha``.
     """
-    out = np.zeros((x.shape[0], n_groups))
-    for lo in range(0, x.shape[1], block):
-        part = x[:, lo : lo + block].astype(np.float64, copy=False) * effects[lo : lo + block][None, :]
-        g = groups[lo : lo + block]
-        for k in np.unique(g):
-            out[:, k] += part[:, g == k].sum(axis=1)
-    return out
+    rotated = gram_vectors.T @ r
+    scale = 1.0 / (gram_values + lam)
+    return gram_vectors @ (rotated * (scale if r.ndim == 1 else scale[:, None]))
+
+
+def blup_penalty(n_snps: int, delta: float) -> float:
+    """Ridge penalty of SNP-BLUP: ``m * delta`` with ``delta = ve / vg`` (``u ~ N(0, vg / m)``)."""
+    return float(n_snps) * max(float(delta), 1e-6)
 
 
 def cv_penalty(x: np.ndarray, r: np.ndarray, grid: np.ndarray, *, folds: int = 5, seed: int = 0,

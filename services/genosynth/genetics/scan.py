@@ -12,12 +12,18 @@ from scipy import stats
 CHI2_MEDIAN_1DF = float(stats.chi2.ppf(0.5, 1))
 
 
-def linear_scan(x: np.ndarray, y: np.ndarray, fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def linear_scan(x: np.ndarray, y: np.ndarray, fixed: np.ndarray, col_sq: np.ndarray | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Wald test of each SNP added to ``y ~ fixed``.
+
+    The SNPs are not residualised one by one: with ``Q`` an orthonormal basis of ``fixed``, a SNP's
+    residual sum of squares is ``x^T x - |Q^T x|^2`` and its cross-product with the residual phenotype
+    ``x^T y_r``, so one product ``x^T [Q, y_r]`` serves every SNP.
 
     Parameters
     ----------
     x : (n, k) genotypes (any centring); y : (n,); fixed : (n, c) covariates including an intercept
+    col_sq : (k,) the column sums of squares of ``x`` when already known
 
     Returns
     -------
@@ -25,13 +31,28 @@ def linear_scan(x: np.ndarray, y: np.ndarray, fixed: np.ndarray) -> tuple[np.nda
     """
     q, _ = np.linalg.qr(fixed)
     yr = y - q @ (q.T @ y)
-    xr = x.astype(np.float64) - q @ (q.T @ x.astype(np.float64))
-    xx = (xr**2).sum(axis=0)
-    xy = xr.T @ yr
+    x = np.asarray(x, dtype=np.float64)
+    products = x.T @ np.concatenate([q, yr[:, None]], axis=1)
+    sq = np.einsum("ij,ij->j", x, x) if col_sq is None else col_sq
+    xx = sq - (products[:, :-1] ** 2).sum(axis=1)
+    return wald_test(xx, products[:, -1], float(yr @ yr), len(y) - fixed.shape[1] - 1)
+
+
+def wald_test(xx: np.ndarray, xy: np.ndarray, yy: float, df: int) -> tuple[np.ndarray, np.ndarray]:
+    """One-SNP least-squares Wald test from residualised sums.
+
+    Parameters
+    ----------
+    xx : (k,) residual sum of squares of each SNP; xy : (k,) its cross-product with the residual
+    phenotype; yy : the residual phenotype's sum of squares; df : residual degrees of freedom with the SNP
+
+    Returns
+    -------
+    beta : (k,); p : (k,) F-test p-values, 1 where a SNP has (numerically) no variation left
+    """
     usable = xx > 1e-8 * max(float(xx.max(initial=0.0)), 1e-300)
     beta = np.where(usable, xy / np.where(usable, xx, 1.0), 0.0)
-    df = len(y) - fixed.shape[1] - 1
-    rss = np.maximum(float(yr @ yr) - beta * xy, 1e-300)
+    rss = np.maximum(yy - beta * xy, 1e-300)
     t2 = np.where(usable, beta**2 * xx / (rss / df), 0.0)
     return beta, np.where(usable, stats.f.sf(t2, 1, df), 1.0)
 

@@ -46,7 +46,7 @@ from genosynth.genetics.covariates import category_levels, indicator_coding, wit
 from genosynth.genetics.dosages import centre, observed_means
 from genosynth.genetics.kinship import centred_kinship_blocked
 from genosynth.genetics.reml import Eigen, eigendecompose, fit_null_rotated
-from genosynth.genetics.ridge import block_predictions, blup_penalty, cv_penalty, ridge_effects
+from genosynth.genetics.ridge import BLOCK, blup_penalty, cv_penalty, dual_solve
 from genosynth.genetics.scan import linear_scan
 from genosynth.genetics.variance import background_mixing, haseman_elston_covariance, sqrt_psd
 from genosynth.phenotypes.copula import GaussianCopula, nearest_correlation
@@ -171,9 +171,10 @@ def fit_phenotype_model(
     snp_means = observed_means(dosages)
     xc = centre(dosages.astype(np.float32), snp_means.astype(np.float32))
     del dosages
-    chrom_codes, chrom_index = np.unique(dataset.variants["chr"].astype(str).to_numpy(), return_inverse=True)
-    snp_variance = float((xc.astype(np.float64) ** 2).sum() / max(len(xc), 1))
+    chromosomes = chromosome_columns(dataset.variants["chr"].to_numpy())
     kinship = centred_kinship_blocked(xc)
+    # Sum over SNPs of the dosage variance: tr(X X^T) / n = m tr(K) / n.
+    snp_variance = float(np.trace(kinship)) * xc.shape[1] / max(len(xc), 1)
     cached_key, eigen = None, None
     trait_models, residuals = [], {}
     for name in genetic:
@@ -185,8 +186,8 @@ def fit_phenotype_model(
             eigen = eigendecompose(kinship[np.ix_(observed, observed)])
             cached_key = key
         x_obs = xc if observed.all() else xc[observed]
-        model, values, resid = fit_trait(name, kinds[name], y[observed], w_all[observed], x_obs, chrom_index,
-                                         len(chrom_codes), eigen, settings)
+        model, values, resid = fit_trait(name, kinds[name], y[observed], w_all[observed], x_obs, chromosomes,
+                                         eigen, settings)
         model.qtl_centres = snp_means[model.qtl_snps].astype(np.float64)
         trait_models.append(model)
         residuals[name] = pd.Series(np.nan, index=samples.index)
@@ -206,37 +207,36 @@ def _penalty(x: np.ndarray, r: np.ndarray, delta: float, settings: dict[str, Any
     return lam
 
 
-def fit_trait(name: str, kind: str, y: np.ndarray, w: np.ndarray, x: np.ndarray, chrom_index: np.ndarray,
-              n_chrom: int, eigen: Eigen, settings: dict[str, Any],
+def fit_trait(name: str, kind: str, y: np.ndarray, w: np.ndarray, x: np.ndarray,
+              chromosomes: list[slice | np.ndarray], eigen: Eigen, settings: dict[str, Any],
               ) -> tuple[TraitModel, np.ndarray, np.ndarray]:
     """Architecture of one trait on its observed individuals.
 
     Parameters
     ----------
     y : (n,); w : (n, c) covariates with intercept; x : (n, m) centred dosages (float32)
-    chrom_index : (m,) chromosome code of each SNP in ``[0, n_chrom)``
-    eigen : the kinship eigendecomposition of these n individuals
+    chromosomes : the columns of ``x`` on each chromosome (a slice where they are contiguous)
+    eigen : the eigendecomposition of these n individuals' kinship ``x x^T / m``; it also solves every
+        ridge exactly (:func:`genosynth.genetics.ridge.dual_solve`)
 
     Returns
     -------
     the trait model, the fitted background genetic values ``(n,)`` and the residuals ``(n,)``.
     """
+    m = x.shape[1]
+    gram_values = m * eigen.values.cpu().numpy()
+    gram_vectors = eigen.vectors.cpu().numpy()
     yt, wt = eigen.rotate(y), eigen.rotate(w)
     null = fit_null_rotated(eigen, wt, yt)
     pve0 = null.pve
+    col_sq = _column_squares(x)
     selected: list[int] = []
     steps = []
     while len(selected) < int(settings["max_qtl"]):
         fixed = np.concatenate([w, x[:, selected].astype(np.float64)], axis=1)
         r = y - fixed @ np.linalg.lstsq(fixed, y, rcond=None)[0]
-        u = ridge_effects(x, r, blup_penalty(x.shape[1], null.delta))
-        per_chrom = block_predictions(x, u, chrom_index, n_chrom)
-        total = per_chrom.sum(axis=1)
-        p = np.ones(x.shape[1])
-        for c in range(n_chrom):
-            cols = np.flatnonzero(chrom_index == c)
-            # LOCO: the chromosome's own SNPs against the phenotype less the other chromosomes' background.
-            p[cols] = linear_scan(x[:, cols], r - (total - per_chrom[:, c]), fixed)[1]
+        alpha = dual_solve(gram_values, gram_vectors, r, blup_penalty(m, null.delta))
+        p = _loco_scan(x, r, alpha, blup_penalty(m, null.delta), fixed, chromosomes, col_sq)
         p[selected] = 1.0
         best = int(np.argmin(p))
         if not p[best] < float(settings["p_enter"]):
@@ -248,10 +248,11 @@ def fit_trait(name: str, kind: str, y: np.ndarray, w: np.ndarray, x: np.ndarray,
     fixed = np.concatenate([w, x[:, selected].astype(np.float64)], axis=1)
     r = y - fixed @ null.beta
     lam = _penalty(x, r, null.delta, settings)
-    u = ridge_effects(x, r, lam)
-    values = block_predictions(x, u, np.zeros(x.shape[1], dtype=np.int64), 1)[:, 0]
-    mean_diag = float((x.astype(np.float64) ** 2).sum() / (x.shape[0] * max(x.shape[1], 1)))
-    genetic_variance = null.vg * mean_diag
+    alpha = dual_solve(gram_values, gram_vectors, r, lam)
+    u = _effects(x, alpha)
+    values = r - lam * alpha  # X X^T alpha, the genetic values X u
+    # Mean kinship diagonal: tr(x x^T / m) / n.
+    genetic_variance = null.vg * eigen.trace
     fitted_variance = float(np.var(values))
     model = TraitModel(
         name=name, kind=kind, covariate_effects=null.beta[:c], qtl_snps=np.array(selected, dtype=np.int64),
@@ -259,11 +260,63 @@ def fit_trait(name: str, kind: str, y: np.ndarray, w: np.ndarray, x: np.ndarray,
         vg=null.vg, ve=null.ve, genetic_variance=genetic_variance, fitted_variance=fitted_variance,
         prevalence=float(np.mean(y)) if kind == "binary" else float("nan"),
         log={"n": len(y), "pve_null": pve0, "pve": null.pve, "vg": null.vg, "ve": null.ve,
-             "penalty": lam, "penalty_blup": blup_penalty(x.shape[1], null.delta),
+             "penalty": lam, "penalty_blup": blup_penalty(m, null.delta),
              "background_variance": genetic_variance, "background_fitted_variance": fitted_variance,
              "qtl": steps},
     )
     return model, values, r - values
+
+
+def _effects(x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Ridge effects ``x^T alpha`` (m,), float64, an ``(n, BLOCK)`` float64 slice of ``x`` at a time."""
+    out = np.empty(x.shape[1])
+    for lo in range(0, x.shape[1], BLOCK):
+        out[lo : lo + BLOCK] = x[:, lo : lo + BLOCK].astype(np.float64).T @ alpha
+    return out
+
+
+def _loco_scan(x: np.ndarray, r: np.ndarray, alpha: np.ndarray, lam: float, fixed: np.ndarray,
+               chromosomes: list[slice | np.ndarray], col_sq: np.ndarray) -> np.ndarray:
+    """p-values (m,) of every SNP against ``r`` less the ridge background of the *other* chromosomes.
+
+    ``alpha`` are the dual ridge coefficients of ``r`` (penalty ``lam``): the whole background is
+    ``x x^T alpha = r - lam alpha`` and chromosome c's own part ``x_c x_c^T alpha``, so each chromosome's
+    columns are read (and made float64) once, for its part and its scan together; ``col_sq`` (m,) are the
+    column sums of squares of ``x``.
+    """
+    total = r - lam * alpha
+    p = np.ones(x.shape[1])
+    for cols in chromosomes:
+        part = x[:, cols].astype(np.float64)
+        own = part @ (part.T @ alpha)
+        p[cols] = linear_scan(part, r - (total - own), fixed, col_sq[cols])[1]
+    return p
+
+
+def _column_squares(x: np.ndarray) -> np.ndarray:
+    """Column sums of squares (m,) of ``x``, float64, an ``(n, BLOCK)`` slice at a time."""
+    out = np.empty(x.shape[1])
+    for lo in range(0, x.shape[1], BLOCK):
+        part = x[:, lo : lo + BLOCK].astype(np.float64)
+        out[lo : lo + BLOCK] = np.einsum("ij,ij->j", part, part)
+    return out
+
+
+def chromosome_columns(labels: np.ndarray) -> list[slice | np.ndarray]:
+    """The SNP columns of each chromosome, in first-seen order: a slice where they are contiguous.
+
+    Examples
+    --------
+    >>> chromosome_columns(np.array(["1", "1", "2", "1"]))
+    [array([0, 1, 3]), slice(2, 3, None)]
+    """
+    _, first, index = np.unique(labels.astype(str), return_index=True, return_inverse=True)
+    out: list[slice | np.ndarray] = []
+    for code in np.argsort(first):
+        cols = np.flatnonzero(index == code)
+        contiguous = cols[-1] - cols[0] + 1 == len(cols)
+        out.append(slice(int(cols[0]), int(cols[-1]) + 1) if contiguous else cols)
+    return out
 
 
 def _trait_correlations(residuals: pd.DataFrame, models: list[TraitModel], kinship: np.ndarray,
