@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from genosynth.genetics.scan import CHI2_MEDIAN_1DF, lambda_gc, linear_scan
+from genosynth.genetics.scan import CHI2_MEDIAN_1DF, f_pvalue, lambda_gc, linear_scan, padded_scans
 
 
 def test_linear_scan_matches_one_least_squares_fit_per_snp():
@@ -51,3 +51,27 @@ def test_lambda_gc_by_hand():
     assert lambda_gc(p) == pytest.approx(4.0 / CHI2_MEDIAN_1DF, rel=1e-10)
     assert lambda_gc(np.array([0.0])) > 1000  # p = 0 counts as the smallest double, not infinity
     assert math.isnan(lambda_gc(np.array([np.nan])))
+
+
+def test_padded_scans_equal_one_linear_scan_per_trait_on_its_own_individuals():
+    rng = np.random.default_rng(3)
+    n, k = 50, 6
+    x = rng.binomial(2, 0.3, size=(n, k)).astype(np.float64)
+    w = np.column_stack([np.ones(n), rng.normal(size=n)])
+    rows = [np.arange(n), np.flatnonzero(rng.uniform(size=n) < 0.8)]
+    ys = [x[:, 2] + rng.normal(size=n), -x[:, 4] + rng.normal(size=n)]
+    fixed = [w[rows[0]], np.column_stack([w[rows[1]], x[rows[1], 0]])]  # the second conditions on SNP 0
+    basis = np.zeros((n, 5))
+    responses, col_sq = np.zeros((n, 2)), np.zeros((k, 2))
+    offsets = [0, 2, 5]
+    for j in range(2):
+        basis[rows[j], offsets[j] : offsets[j + 1]] = np.linalg.qr(fixed[j])[0]
+        responses[rows[j], j] = ys[j][rows[j]]
+        col_sq[:, j] = (x[rows[j]] ** 2).sum(axis=0)
+    df = np.array([len(rows[j]) - fixed[j].shape[1] - 1 for j in range(2)])
+    t2 = padded_scans(x, basis, offsets, responses, col_sq, df)
+    for j in range(2):
+        _, p = linear_scan(x[rows[j]], ys[j][rows[j]], fixed[j])
+        np.testing.assert_allclose(f_pvalue(t2[j], int(df[j])), p, rtol=1e-9)
+    assert f_pvalue(t2[1, 0], int(df[1])) == 1.0  # the SNP it conditions on
+    assert np.argmax(t2[0]) == 2 and np.argmax(t2[1]) == 4

@@ -1,8 +1,9 @@
-"""The torch device that array work runs on."""
+"""The torch device that array work runs on, and the CPU threads this process may use."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import torch
@@ -36,3 +37,12 @@ def torch_threads(count: int, device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def cpu_threads() -> int:
+    """The process's share of the cores: ``OMP_NUM_THREADS`` when set (the local runner sets it per
+    worker), else the cores this process may run on."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

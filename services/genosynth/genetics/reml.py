@@ -27,6 +27,7 @@ pick_device`).
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,6 +86,22 @@ def eigendecompose(kinship: np.ndarray | torch.Tensor, device: torch.device | No
         values, vectors = torch.linalg.eigh(torch.as_tensor(kinship, dtype=torch.float64, device=device))
     values = torch.where(values < EIGEN_ZERO, torch.zeros_like(values), values)
     return Eigen(values=values, vectors=vectors)
+
+
+def eigendecompose_many(kinships: list[np.ndarray], device: torch.device | None = None,
+                        threads: int = 1) -> list[Eigen]:
+    """:func:`eigendecompose` of several kinships, up to ``threads`` at once on the CPU.
+
+    Each decomposition runs on one BLAS thread, as alone, so the results are the same bits whatever
+    ``threads`` is; running them side by side is how the cores are used (LOCO: one per chromosome).
+    """
+    device = device or pick_device()
+    if device.type != "cpu" or threads <= 1 or len(kinships) <= 1:
+        return [eigendecompose(k, device) for k in kinships]
+    # The limit is process-wide: set it around the whole batch so no call sees another thread count.
+    with threadpool_limits(limits=1, user_api="blas"), \
+            ThreadPoolExecutor(max_workers=min(threads, len(kinships))) as pool:
+        return list(pool.map(lambda k: eigendecompose(k, device), kinships))
 
 
 @dataclass

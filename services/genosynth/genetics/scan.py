@@ -35,10 +35,49 @@ def linear_scan(x: np.ndarray, y: np.ndarray, fixed: np.ndarray, col_sq: np.ndar
     products = x.T @ np.concatenate([q, yr[:, None]], axis=1)
     sq = np.einsum("ij,ij->j", x, x) if col_sq is None else col_sq
     xx = sq - (products[:, :-1] ** 2).sum(axis=1)
-    return wald_test(xx, products[:, -1], float(yr @ yr), len(y) - fixed.shape[1] - 1)
+    df = len(y) - fixed.shape[1] - 1
+    beta, t2 = wald_statistic(xx, products[:, -1], float(yr @ yr), df)
+    return beta, f_pvalue(t2, df)
 
 
-def wald_test(xx: np.ndarray, xy: np.ndarray, yy: float, df: int) -> tuple[np.ndarray, np.ndarray]:
+def padded_scans(x: np.ndarray, basis: np.ndarray, offsets: list[int], responses: np.ndarray,
+                 col_sq: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Linear scans of several traits, each on its own individuals, from one product with ``x``.
+
+    Every trait's vectors are laid out on all ``n`` individuals, zero where the trait is not observed,
+    so that ``x^T v`` sums over that trait's individuals only.
+
+    Parameters
+    ----------
+    x : (n, k) genotypes of every individual, float64
+    basis : (n, sum c_t) each trait's orthonormal basis of its fixed effects (columns ``offsets[t]`` to
+        ``offsets[t + 1]``), zero on rows it does not observe
+    offsets : (t + 1,) column offsets of the traits' bases
+    responses : (n, t) each trait's phenotype (zero where unobserved; projected here)
+    col_sq : (k, t) column sums of squares of ``x`` over each trait's individuals
+    df : (t,) residual degrees of freedom with the SNP (observed individuals - c_t - 1)
+
+    Returns
+    -------
+    t2 : (t, k) Wald F statistics on 1 and ``df[j]`` degrees of freedom (:func:`f_pvalue` gives the
+    p-values of :func:`linear_scan` of each trait on its own rows; 0 where a SNP has no variation left)
+    """
+    t = responses.shape[1]
+    residual = np.empty_like(responses)
+    for j in range(t):
+        q = basis[:, offsets[j] : offsets[j + 1]]
+        residual[:, j] = responses[:, j] - q @ (q.T @ responses[:, j])
+    products = x.T @ np.concatenate([basis, residual], axis=1)
+    t2 = np.empty((t, x.shape[1]))
+    for j in range(t):
+        explained = (products[:, offsets[j] : offsets[j + 1]] ** 2).sum(axis=1)
+        xy = products[:, offsets[-1] + j]
+        t2[j] = wald_statistic(col_sq[:, j] - explained, xy, float(residual[:, j] @ residual[:, j]),
+                               int(df[j]))[1]
+    return t2
+
+
+def wald_statistic(xx: np.ndarray, xy: np.ndarray, yy: float, df: int) -> tuple[np.ndarray, np.ndarray]:
     """One-SNP least-squares Wald test from residualised sums.
 
     Parameters
@@ -48,13 +87,18 @@ def wald_test(xx: np.ndarray, xy: np.ndarray, yy: float, df: int) -> tuple[np.nd
 
     Returns
     -------
-    beta : (k,); p : (k,) F-test p-values, 1 where a SNP has (numerically) no variation left
+    beta : (k,); t2 : (k,) F statistics on 1 and ``df`` degrees of freedom, 0 where a SNP has
+    (numerically) no variation left
     """
     usable = xx > 1e-8 * max(float(xx.max(initial=0.0)), 1e-300)
     beta = np.where(usable, xy / np.where(usable, xx, 1.0), 0.0)
     rss = np.maximum(yy - beta * xy, 1e-300)
-    t2 = np.where(usable, beta**2 * xx / (rss / df), 0.0)
-    return beta, np.where(usable, stats.f.sf(t2, 1, df), 1.0)
+    return beta, np.where(usable, beta**2 * xx / (rss / df), 0.0)
+
+
+def f_pvalue(t2: np.ndarray | float, df: int) -> np.ndarray:
+    """p-values of F statistics on 1 and ``df`` degrees of freedom (two-sided t test); 1 at 0."""
+    return np.where(np.asarray(t2) > 0, stats.f.sf(t2, 1, df), 1.0)
 
 
 def lambda_gc(p: np.ndarray) -> float:

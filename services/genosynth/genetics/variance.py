@@ -5,19 +5,49 @@ from __future__ import annotations
 import numpy as np
 
 
-def haseman_elston_covariance(kinship: np.ndarray, r1: np.ndarray, r2: np.ndarray) -> float:
-    """Cross-trait Haseman-Elston estimate of the genetic covariance per unit of kinship.
+def haseman_elston_pairs(kinship: np.ndarray, residuals: np.ndarray, *, minimum: int = 3,
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Cross-trait Haseman-Elston genetic covariances of every pair of traits, each pair over the
+    individuals observed for both.
 
-    Regresses ``(r1_i r2_j + r2_i r1_j) / 2`` on ``K_ij`` through the origin over pairs ``i != j``
-    (Haseman & Elston 1972; the bivariate form of Golan et al. 2014).
+    For traits a and b with residuals centred over the individuals observed for both, the estimate
+    regresses ``(r_a,i r_b,j + r_b,i r_a,j) / 2`` on ``K_ij`` through the origin over those pairs
+    ``i != j`` (Haseman & Elston 1972; the bivariate form of Golan et al. 2014): ``r_a^T K_off r_b /
+    sum K_off^2``. Missing values are masked rather than gathered, so each trait costs two ``(n, n) x
+    (n, t)`` products.
 
     Parameters
     ----------
-    kinship : (n, n) symmetric; r1, r2 : (n,) residuals of two traits (fixed effects removed), centred
+    kinship : (n, n) symmetric; residuals : (n, t) per-trait residuals (fixed effects removed), NaN where
+        missing
+    minimum : pairs observed together on fewer individuals get NaN
+
+    Returns
+    -------
+    genetic : (t, t) covariance per unit of kinship (the diagonal is each trait's own HE estimate);
+    product : (t, t) mean product of the two centred residuals (their covariance) over the same
+    individuals.
     """
-    off = kinship - np.diag(np.diag(kinship))
-    numerator = 0.5 * (r1 @ off @ r2 + r2 @ off @ r1)
-    return float(numerator / max(float((off**2).sum()), 1e-300))
+    off = np.asarray(kinship, dtype=np.float64).copy()
+    np.fill_diagonal(off, 0.0)
+    off_sq = off * off
+    observed = ~np.isnan(residuals)
+    values = np.where(observed, residuals, 0.0)
+    mask = observed.astype(np.float64)
+    t = residuals.shape[1]
+    genetic, product = np.full((t, t), np.nan), np.full((t, t), np.nan)
+    for a in range(t):
+        both = mask * mask[:, [a]]                                   # (n, t)
+        count = both.sum(axis=0)
+        safe = np.maximum(count, 1.0)
+        ra = both * (values[:, [a]] - (both * values[:, [a]]).sum(axis=0) / safe)
+        rb = both * (values - (both * values).sum(axis=0) / safe)
+        numerator = (ra * (off @ rb)).sum(axis=0)
+        denominator = (both * (off_sq @ both)).sum(axis=0)
+        ok = count >= minimum
+        genetic[a, ok] = numerator[ok] / np.maximum(denominator[ok], 1e-300)
+        product[a, ok] = (ra * rb).sum(axis=0)[ok] / count[ok]
+    return genetic, product
 
 
 def nearest_psd(matrix: np.ndarray) -> np.ndarray:

@@ -21,7 +21,6 @@ recomputed).
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,12 +39,13 @@ from genosynth.errors import InputError
 from genosynth.formats.dataset import Dataset
 from genosynth.genetics import chromosomes
 from genosynth.genetics.covariates import category_levels, indicator_coding, with_intercept
-from genosynth.genetics.device import pick_device
+from genosynth.genetics.device import cpu_threads, pick_device
 from genosynth.genetics.dosages import centre, mean_impute
 from genosynth.genetics.kinship import centred_genotypes, double_centre
+from genosynth.genetics.reml import eigendecompose_many
 from genosynth.gwas import filters as snp_filters
 from genosynth.gwas.linear import linear_regression
-from genosynth.gwas.lmm import LmmPattern, NullModel, eigendecompose_many
+from genosynth.gwas.lmm import LmmPattern, NullModel
 
 MODELS = ("lm", "lmm")
 TABLE_COLUMNS = ["trait", "snp", "chr", "pos", "n", "n_miss", "af", "beta", "se", "p"]
@@ -205,15 +205,6 @@ def _batches(runs: list[tuple[int, int]], size: int):
     for start, stop in runs:
         for lo in range(start, stop, size):
             yield lo, min(stop, lo + size)
-
-
-def cpu_threads() -> int:
-    """The process's share of the cores: ``OMP_NUM_THREADS`` when set (the local runner sets it per
-    worker), else the cores this process may run on."""
-    value = os.environ.get("OMP_NUM_THREADS", "")
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @contextlib.contextmanager

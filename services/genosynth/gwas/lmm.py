@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -38,9 +37,8 @@ import numpy as np
 import torch
 from numpy.polynomial import chebyshev
 from scipy import special
-from threadpoolctl import threadpool_limits
 
-from genosynth.genetics.device import pick_device, torch_threads
+from genosynth.genetics.device import torch_threads
 from genosynth.genetics.reml import (
     L_MAX,
     L_MIN,
@@ -57,22 +55,6 @@ from genosynth.genetics.reml import (
 
 N_CHEBYSHEV = 16
 SNP_ROTATION_DTYPE = torch.float32  # precision of U^T X (see LmmPattern.rotate_snps)
-
-
-def eigendecompose_many(kinships: list[np.ndarray], device: torch.device | None = None,
-                        threads: int = 1) -> list[Eigen]:
-    """:func:`eigendecompose` of several kinships, up to ``threads`` at once on the CPU.
-
-    Each decomposition runs on one BLAS thread, as alone, so the results are the same bits whatever
-    ``threads`` is; running them side by side is how the cores are used (LOCO: one per chromosome).
-    """
-    device = device or pick_device()
-    if device.type != "cpu" or threads <= 1 or len(kinships) <= 1:
-        return [eigendecompose(k, device) for k in kinships]
-    # The limit is process-wide: set it around the whole batch so no call sees another thread count.
-    with threadpool_limits(limits=1, user_api="blas"), \
-            ThreadPoolExecutor(max_workers=min(threads, len(kinships))) as pool:
-        return list(pool.map(lambda k: eigendecompose(k, device), kinships))
 
 
 # --- Chebyshev machinery -------------------------------------------------------------------------------

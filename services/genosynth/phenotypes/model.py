@@ -43,12 +43,13 @@ import torch
 
 from genosynth.formats.dataset import Dataset
 from genosynth.genetics.covariates import category_levels, indicator_coding, with_intercept
+from genosynth.genetics.device import cpu_threads
 from genosynth.genetics.dosages import centre, observed_means
 from genosynth.genetics.kinship import centred_kinship_blocked
-from genosynth.genetics.reml import Eigen, eigendecompose, fit_null_rotated
+from genosynth.genetics.reml import Eigen, NullModel, eigendecompose_many, fit_null_rotated
 from genosynth.genetics.ridge import BLOCK, blup_penalty, cv_penalty, dual_solve
-from genosynth.genetics.scan import linear_scan
-from genosynth.genetics.variance import background_mixing, haseman_elston_covariance, sqrt_psd
+from genosynth.genetics.scan import f_pvalue, padded_scans
+from genosynth.genetics.variance import background_mixing, haseman_elston_pairs, sqrt_psd
 from genosynth.phenotypes.copula import GaussianCopula, nearest_correlation
 
 DEFAULTS: dict[str, Any] = {"p_enter": 1e-5, "max_qtl": 12, "min_observed": 20, "background": "blup",
@@ -175,23 +176,19 @@ def fit_phenotype_model(
     kinship = centred_kinship_blocked(xc)
     # Sum over SNPs of the dosage variance: tr(X X^T) / n = m tr(K) / n.
     snp_variance = float(np.trace(kinship)) * xc.shape[1] / max(len(xc), 1)
-    cached_key, eigen = None, None
     trait_models, residuals = [], {}
-    for name in genetic:
-        y = pd.to_numeric(samples[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        observed = ~np.isnan(y)
-        key = np.packbits(observed).tobytes()
-        if key != cached_key:
-            eigen = None  # free the previous pattern's eigenvectors before making the next ones
-            eigen = eigendecompose(kinship[np.ix_(observed, observed)])
-            cached_key = key
-        x_obs = xc if observed.all() else xc[observed]
-        model, values, resid = fit_trait(name, kinds[name], y[observed], w_all[observed], x_obs, chromosomes,
-                                         eigen, settings)
-        model.qtl_centres = snp_means[model.qtl_snps].astype(np.float64)
-        trait_models.append(model)
-        residuals[name] = pd.Series(np.nan, index=samples.index)
-        residuals[name][observed] = values + resid
+    for group in _fit_groups(samples, genetic, len(xc)):
+        values = {name: pd.to_numeric(samples[name], errors="coerce").to_numpy(dtype=np.float64,
+                                                                               na_value=np.nan)
+                  for name in group}
+        eigens = _pattern_eigens(kinship, [~np.isnan(v) for v in values.values()])
+        fits = [_TraitFit.start(name, kinds[name], values[name], w_all, xc, eigens) for name in group]
+        fitted = _fit_traits(fits, xc, chromosomes, settings)
+        for (model, (values, resid)), fit in zip(fitted, fits, strict=True):
+            model.qtl_centres = snp_means[model.qtl_snps].astype(np.float64)
+            trait_models.append(model)
+            residuals[model.name] = pd.Series(np.nan, index=samples.index)
+            residuals[model.name].iloc[fit.rows] = values + resid
     genetic_corr, residual_corr = _trait_correlations(pd.DataFrame(residuals), trait_models, kinship, groups)
     others = [c for c in columns if c not in genetic]
     copula = GaussianCopula.fit(samples[others], kinds)
@@ -200,105 +197,214 @@ def fit_phenotype_model(
                           snp_variance, design, copula, missing, settings)
 
 
-def _penalty(x: np.ndarray, r: np.ndarray, delta: float, settings: dict[str, Any]) -> float:
+def _penalty(x: np.ndarray, rows: np.ndarray, r: np.ndarray, delta: float, settings: dict[str, Any]) -> float:
+    """The background's ridge penalty for the residual ``r`` of the individuals ``rows`` of ``x``."""
     lam = blup_penalty(x.shape[1], delta)
     if settings["background"] == "cv":
-        lam, _ = cv_penalty(x, r, lam * np.array([0.03, 0.1, 0.3, 1.0, 3.0, 10.0]))
+        lam, _ = cv_penalty(x[rows], r, lam * np.array([0.03, 0.1, 0.3, 1.0, 3.0, 10.0]))
     return lam
 
 
-def fit_trait(name: str, kind: str, y: np.ndarray, w: np.ndarray, x: np.ndarray,
-              chromosomes: list[slice | np.ndarray], eigen: Eigen, settings: dict[str, Any],
-              ) -> tuple[TraitModel, np.ndarray, np.ndarray]:
-    """Architecture of one trait on its observed individuals.
+# Eigendecompositions (n x n float64 each) held at once while a group of traits is fitted together.
+EIGEN_BUDGET = 512 * 2**20
+
+
+def _fit_groups(samples: pd.DataFrame, traits: list[str], n: int) -> list[list[str]]:
+    """The traits in groups fitted together: as many as keep their kinship eigenvectors within
+    ``EIGEN_BUDGET`` (traits sharing a missing-value pattern share one)."""
+    size = max(1, EIGEN_BUDGET // (8 * max(n, 1) ** 2))
+    return [traits[i : i + size] for i in range(0, len(traits), size)]
+
+
+def _pattern_key(observed: np.ndarray) -> bytes:
+    return np.packbits(observed).tobytes()
+
+
+def _pattern_eigens(kinship: np.ndarray, observed: list[np.ndarray]) -> dict[bytes, Eigen]:
+    """The kinship's eigendecomposition on each distinct set of observed individuals, as many side by
+    side as this process has threads (each on one thread)."""
+    patterns = {_pattern_key(o): o for o in observed}
+    keys, threads = list(patterns), cpu_threads()
+    out: dict[bytes, Eigen] = {}
+    for lo in range(0, len(keys), threads):
+        chunk = keys[lo : lo + threads]
+        kinships = [kinship[np.ix_(patterns[k], patterns[k])] for k in chunk]
+        out.update(zip(chunk, eigendecompose_many(kinships, threads=threads), strict=True))
+    return out
+
+
+@dataclass
+class _TraitFit:
+    """One trait's stepwise selection: its observed individuals, their kinship eigendecomposition and the
+    current fixed effects (covariates and the QTLs selected so far)."""
+
+    name: str
+    kind: str
+    rows: np.ndarray          # (n_t,) observed individuals, indices into the cohort
+    y: np.ndarray             # (n_t,)
+    w: np.ndarray             # (n_t, c) covariates with intercept
+    eigen: Eigen              # of the observed individuals' kinship x x^T / m
+    snps: int                 # m, so that x x^T = m U diag(d) U^T
+    null: NullModel
+    pve0: float
+    selected: list[int] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    done: bool = False
+
+    @classmethod
+    def start(cls, name: str, kind: str, y: np.ndarray, w_all: np.ndarray, x: np.ndarray,
+              eigens: dict[bytes, Eigen]) -> _TraitFit:
+        """The null fit of the trait's values ``y`` (n,), NaN where missing; ``eigens`` are the
+        decompositions by missing-value pattern (:func:`_pattern_eigens`)."""
+        observed = ~np.isnan(y)
+        rows = np.flatnonzero(observed)
+        eigen = eigens[_pattern_key(observed)]
+        null = fit_null_rotated(eigen, eigen.rotate(w_all[rows]), eigen.rotate(y[rows]))
+        return cls(name, kind, rows, y[rows], w_all[rows], eigen, x.shape[1], null, null.pve)
+
+    def fixed(self, x: np.ndarray) -> np.ndarray:
+        """``(n_t, c + q)``: covariates then the selected QTLs' dosages."""
+        return np.concatenate([self.w, x[np.ix_(self.rows, self.selected)].astype(np.float64)], axis=1)
+
+    def dual(self, r: np.ndarray, lam: float) -> np.ndarray:
+        """Dual ridge coefficients of ``r`` (n_t,) on every SNP, penalty ``lam``."""
+        values, vectors = self.eigen.values.cpu().numpy(), self.eigen.vectors.cpu().numpy()
+        return dual_solve(self.snps * values, vectors, r, lam)
+
+    def enter(self, snp: int, p: float, x: np.ndarray) -> None:
+        """Add a QTL to the fixed effects and refit REML."""
+        self.selected.append(snp)
+        self.steps.append({"snp": snp, "p": p})
+        e = self.eigen
+        rotated = torch.cat([e.rotate(self.w), e.rotate(x[np.ix_(self.rows, self.selected)])], dim=1)
+        self.null = fit_null_rotated(e, rotated, e.rotate(self.y))
+
+
+def _fit_traits(fits: list[_TraitFit], x: np.ndarray, chromosomes: list[slice | np.ndarray],
+                settings: dict[str, Any]) -> list[tuple[TraitModel, tuple[np.ndarray, np.ndarray]]]:
+    """Architecture of several traits at once, each on its observed individuals.
 
     Parameters
     ----------
-    y : (n,); w : (n, c) covariates with intercept; x : (n, m) centred dosages (float32)
+    fits : the traits' starting states (null REML fits)
+    x : (n, m) centred dosages of every individual (float32)
     chromosomes : the columns of ``x`` on each chromosome (a slice where they are contiguous)
-    eigen : the eigendecomposition of these n individuals' kinship ``x x^T / m``; it also solves every
-        ridge exactly (:func:`genosynth.genetics.ridge.dual_solve`)
 
-    Returns
-    -------
-    the trait model, the fitted background genetic values ``(n,)`` and the residuals ``(n,)``.
+    Each round runs one selection step of every trait still selecting, from one pass over ``x`` for all
+    of them. Returns per trait its model, and its fitted background genetic values and residuals
+    ``(n_t,)`` each.
     """
     m = x.shape[1]
-    gram_values = m * eigen.values.cpu().numpy()
-    gram_vectors = eigen.vectors.cpu().numpy()
-    yt, wt = eigen.rotate(y), eigen.rotate(w)
-    null = fit_null_rotated(eigen, wt, yt)
-    pve0 = null.pve
-    col_sq = _column_squares(x)
-    selected: list[int] = []
-    steps = []
-    while len(selected) < int(settings["max_qtl"]):
-        fixed = np.concatenate([w, x[:, selected].astype(np.float64)], axis=1)
-        r = y - fixed @ np.linalg.lstsq(fixed, y, rcond=None)[0]
-        alpha = dual_solve(gram_values, gram_vectors, r, blup_penalty(m, null.delta))
-        p = _loco_scan(x, r, alpha, blup_penalty(m, null.delta), fixed, chromosomes, col_sq)
-        p[selected] = 1.0
-        best = int(np.argmin(p))
-        if not p[best] < float(settings["p_enter"]):
+    col_sq = _column_squares(x, [fit.rows for fit in fits])
+    while True:
+        active = [i for i, fit in enumerate(fits)
+                  if not fit.done and len(fit.selected) < int(settings["max_qtl"])]
+        if not active:
             break
-        selected.append(best)
-        steps.append({"snp": best, "p": float(p[best])})
-        null = fit_null_rotated(eigen, torch.cat([wt, eigen.rotate(x[:, selected])], dim=1), yt)
-    c = w.shape[1]
-    fixed = np.concatenate([w, x[:, selected].astype(np.float64)], axis=1)
-    r = y - fixed @ null.beta
-    lam = _penalty(x, r, null.delta, settings)
-    alpha = dual_solve(gram_values, gram_vectors, r, lam)
-    u = _effects(x, alpha)
-    values = r - lam * alpha  # X X^T alpha, the genetic values X u
-    # Mean kinship diagonal: tr(x x^T / m) / n.
-    genetic_variance = null.vg * eigen.trace
-    fitted_variance = float(np.var(values))
-    model = TraitModel(
-        name=name, kind=kind, covariate_effects=null.beta[:c], qtl_snps=np.array(selected, dtype=np.int64),
-        qtl_effects=null.beta[c:], qtl_centres=np.zeros(len(selected)), background=u.astype(np.float32),
-        vg=null.vg, ve=null.ve, genetic_variance=genetic_variance, fitted_variance=fitted_variance,
-        prevalence=float(np.mean(y)) if kind == "binary" else float("nan"),
-        log={"n": len(y), "pve_null": pve0, "pve": null.pve, "vg": null.vg, "ve": null.ve,
-             "penalty": lam, "penalty_blup": blup_penalty(m, null.delta),
-             "background_variance": genetic_variance, "background_fitted_variance": fitted_variance,
-             "qtl": steps},
-    )
-    return model, values, r - values
+        t2, df = _loco_round([fits[i] for i in active], x, chromosomes, col_sq[:, active])
+        for row, i in enumerate(active):
+            fit = fits[i]
+            scores = t2[row]
+            scores[fit.selected] = 0.0
+            # p falls as the statistic grows: only the best SNP's p-value is needed.
+            best = int(np.argmax(scores))
+            p = float(f_pvalue(scores[best], int(df[row])))
+            if p < float(settings["p_enter"]):
+                fit.enter(best, p, x)
+            else:
+                fit.done = True
+    # Background effects u = x^T alpha of every trait, from one pass.
+    finals = []
+    alphas = np.zeros((x.shape[0], len(fits)))
+    for j, fit in enumerate(fits):
+        r = fit.y - fit.fixed(x) @ fit.null.beta
+        lam = _penalty(x, fit.rows, r, fit.null.delta, settings)
+        alpha = fit.dual(r, lam)
+        alphas[fit.rows, j] = alpha
+        finals.append((r, lam, alpha))
+    effects = _effects(x, alphas)
+    out = []
+    for j, (fit, (r, lam, alpha)) in enumerate(zip(fits, finals, strict=True)):
+        values = r - lam * alpha  # x x^T alpha, the genetic values x u
+        null, c = fit.null, fit.w.shape[1]
+        # Mean kinship diagonal: tr(x x^T / m) / n.
+        genetic_variance = null.vg * fit.eigen.trace
+        fitted_variance = float(np.var(values))
+        model = TraitModel(
+            name=fit.name, kind=fit.kind, covariate_effects=null.beta[:c],
+            qtl_snps=np.array(fit.selected, dtype=np.int64), qtl_effects=null.beta[c:],
+            qtl_centres=np.zeros(len(fit.selected)), background=effects[:, j].astype(np.float32),
+            vg=null.vg, ve=null.ve, genetic_variance=genetic_variance, fitted_variance=fitted_variance,
+            prevalence=float(np.mean(fit.y)) if fit.kind == "binary" else float("nan"),
+            log={"n": len(fit.y), "pve_null": fit.pve0, "pve": null.pve, "vg": null.vg, "ve": null.ve,
+                 "penalty": lam, "penalty_blup": blup_penalty(m, null.delta),
+                 "background_variance": genetic_variance, "background_fitted_variance": fitted_variance,
+                 "qtl": fit.steps},
+        )
+        out.append((model, (values, r - values)))
+    return out
 
 
 def _effects(x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Ridge effects ``x^T alpha`` (m,), float64, an ``(n, BLOCK)`` float64 slice of ``x`` at a time."""
-    out = np.empty(x.shape[1])
+    """Ridge effects ``x^T alpha`` (m, t) of dual coefficients (n, t), float64, an ``(n, BLOCK)``
+    float64 slice of ``x`` at a time."""
+    out = np.empty((x.shape[1], alpha.shape[1]))
     for lo in range(0, x.shape[1], BLOCK):
         out[lo : lo + BLOCK] = x[:, lo : lo + BLOCK].astype(np.float64).T @ alpha
     return out
 
 
-def _loco_scan(x: np.ndarray, r: np.ndarray, alpha: np.ndarray, lam: float, fixed: np.ndarray,
-               chromosomes: list[slice | np.ndarray], col_sq: np.ndarray) -> np.ndarray:
-    """p-values (m,) of every SNP against ``r`` less the ridge background of the *other* chromosomes.
+def _loco_round(fits: list[_TraitFit], x: np.ndarray, chromosomes: list[slice | np.ndarray],
+                col_sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One selection step of several traits: F statistics (t, m) of every SNP against each trait's
+    residual less the ridge background of the *other* chromosomes, and their degrees of freedom (t,).
 
-    ``alpha`` are the dual ridge coefficients of ``r`` (penalty ``lam``): the whole background is
-    ``x x^T alpha = r - lam alpha`` and chromosome c's own part ``x_c x_c^T alpha``, so each chromosome's
-    columns are read (and made float64) once, for its part and its scan together; ``col_sq`` (m,) are the
-    column sums of squares of ``x``.
+    Each trait's residual ``r`` after its fixed effects has dual ridge coefficients ``alpha`` (BLUP
+    penalty ``lam``); its whole background is ``x x^T alpha = r - lam alpha`` and chromosome c's own part
+    ``x_c x_c^T alpha``. The traits' vectors are laid out on every individual (zero where a trait is not
+    observed), so each chromosome's columns are read and made float64 once per round for every trait:
+    one product for the traits' own parts and one for their scans (:func:`genosynth.genetics.scan.
+    padded_scans`). ``col_sq`` (m, t): column sums of squares of ``x`` over each trait's individuals.
     """
-    total = r - lam * alpha
-    p = np.ones(x.shape[1])
+    n, t = x.shape[0], len(fits)
+    alphas = np.zeros((n, t))
+    bases, offsets, residual, background = [], [0], [], []
+    for j, fit in enumerate(fits):
+        fixed = fit.fixed(x)
+        r = fit.y - fixed @ np.linalg.lstsq(fixed, fit.y, rcond=None)[0]
+        lam = blup_penalty(x.shape[1], fit.null.delta)
+        alpha = fit.dual(r, lam)
+        alphas[fit.rows, j] = alpha
+        q = np.zeros((n, fixed.shape[1]))
+        q[fit.rows] = np.linalg.qr(fixed)[0]
+        bases.append(q)
+        offsets.append(offsets[-1] + fixed.shape[1])
+        residual.append(r)
+        background.append(r - lam * alpha)
+    basis = np.concatenate(bases, axis=1)
+    df = np.array([len(fit.rows) - q.shape[1] - 1 for fit, q in zip(fits, bases, strict=True)])
+    t2 = np.zeros((t, x.shape[1]))
     for cols in chromosomes:
         part = x[:, cols].astype(np.float64)
-        own = part @ (part.T @ alpha)
-        p[cols] = linear_scan(part, r - (total - own), fixed, col_sq[cols])[1]
-    return p
+        own = part @ (part.T @ alphas)
+        responses = np.zeros((n, t))
+        for j, fit in enumerate(fits):
+            # LOCO: the phenotype less the other chromosomes' background.
+            responses[fit.rows, j] = residual[j] - (background[j] - own[fit.rows, j])
+        t2[:, cols] = padded_scans(part, basis, offsets, responses, col_sq[cols], df)
+    return t2, df
 
 
-def _column_squares(x: np.ndarray) -> np.ndarray:
-    """Column sums of squares (m,) of ``x``, float64, an ``(n, BLOCK)`` slice at a time."""
-    out = np.empty(x.shape[1])
+def _column_squares(x: np.ndarray, rows: list[np.ndarray]) -> np.ndarray:
+    """Column sums of squares (m, t) of ``x`` over each of t sets of rows, float64, an ``(n, BLOCK)``
+    slice at a time."""
+    indicator = np.zeros((x.shape[0], len(rows)))
+    for j, r in enumerate(rows):
+        indicator[r, j] = 1.0
+    out = np.empty((x.shape[1], len(rows)))
     for lo in range(0, x.shape[1], BLOCK):
         part = x[:, lo : lo + BLOCK].astype(np.float64)
-        out[lo : lo + BLOCK] = np.einsum("ij,ij->j", part, part)
+        out[lo : lo + BLOCK] = (part * part).T @ indicator
     return out
 
 
@@ -330,24 +436,31 @@ def _trait_correlations(residuals: pd.DataFrame, models: list[TraitModel], kinsh
     t = len(models)
     genetic, residual = np.eye(t), np.eye(t)
     group_of = {c: i for i, g in enumerate(groups) for c in g}
-    for i, a in enumerate(models):
-        for j in range(i):
-            b = models[j]
-            if group_of.get(a.name, -1) != group_of.get(b.name, -2):
-                continue
-            both = (residuals[a.name].notna() & residuals[b.name].notna()).to_numpy()
-            if both.sum() < 3:
-                continue
-            ra, rb = residuals[a.name].to_numpy()[both], residuals[b.name].to_numpy()[both]
-            ra, rb = ra - ra.mean(), rb - rb.mean()
-            cov_g = haseman_elston_covariance(kinship[np.ix_(both, both)], ra, rb)
-            rg = float(np.clip(cov_g / np.sqrt(max(a.vg * b.vg, 1e-300)), -0.99, 0.99))
-            shared_g = rg * np.sqrt(a.genetic_variance * b.genetic_variance)
-            re = float(np.clip((float(np.mean(ra * rb)) - shared_g) / np.sqrt(max(a.ve * b.ve, 1e-300)),
-                               -0.99, 0.99))
-            genetic[i, j] = genetic[j, i] = rg
-            residual[i, j] = residual[j, i] = re
+    for members in _grouped(models, group_of):
+        if len(members) < 2:
+            continue
+        table = residuals[[models[i].name for i in members]].to_numpy(dtype=np.float64, na_value=np.nan)
+        cov_g, cov = haseman_elston_pairs(kinship, table)
+        for x, i in enumerate(members):
+            a = models[i]
+            for y, j in enumerate(members[:x]):
+                b = models[j]
+                if np.isnan(cov_g[x, y]):
+                    continue
+                rg = float(np.clip(cov_g[x, y] / np.sqrt(max(a.vg * b.vg, 1e-300)), -0.99, 0.99))
+                shared_g = rg * np.sqrt(a.genetic_variance * b.genetic_variance)
+                re = float(np.clip((cov[x, y] - shared_g) / np.sqrt(max(a.ve * b.ve, 1e-300)), -0.99, 0.99))
+                genetic[i, j] = genetic[j, i] = rg
+                residual[i, j] = residual[j, i] = re
     return nearest_correlation(genetic), nearest_correlation(residual)
+
+
+def _grouped(models: list[TraitModel], group_of: dict[str, int]) -> list[list[int]]:
+    """Indices of the models in each phenotype group (a model outside every group stands alone)."""
+    out: dict[object, list[int]] = {}
+    for i, m in enumerate(models):
+        out.setdefault(group_of.get(m.name, ("alone", i)), []).append(i)
+    return list(out.values())
 
 
 def sample_phenotypes(

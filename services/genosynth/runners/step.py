@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from genosynth import pipeline, run_layout, storage
 from genosynth.errors import InputError
+from genosynth.genetics.device import cpu_threads
 from genosynth.pipeline import STEPS, Step
 
 #: Set on cluster pods by the rendered templates (e.g. ``nvidia-tesla-t4`` and ``1``; ``cpu`` and ``2``).
@@ -140,15 +141,7 @@ def device() -> tuple[str, int]:
         gpu_name = torch.cuda.get_device_name(0).lower().replace(" ", "-")
         kind = gpu_name if gpu_name.startswith("nvidia") else f"nvidia-{gpu_name}"
         return kind, torch.cuda.device_count()
-    return "cpu", int(count or _cpu_threads())
-
-
-def _cpu_threads() -> int:
-    # The local runner sets OMP_NUM_THREADS per worker: that is the share of the machine a step uses.
-    threads = os.environ.get("OMP_NUM_THREADS")
-    if threads and threads.isdigit():
-        return int(threads)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return "cpu", int(count or cpu_threads())
 
 
 def _account(run_url: str, **record: object) -> None:
