@@ -14,6 +14,11 @@ Fit (on the real training split), per genetic trait (numeric or binary columns a
    (:mod:`genosynth.genetics.ridge`), penalty ``m ve / vg`` (BLUP, ``background: blup``) or chosen by
    5-fold cross-validation (``background: cv``).
 
+Every ridge is solved exactly from the kinship eigendecomposition REML already made (``X X^T = m K``,
+:func:`genosynth.genetics.ridge.dual_solve`). Traits are fitted in groups: each selection round takes one
+step of every trait of the group still selecting from a single pass over the genotypes
+(:func:`_loco_round`).
+
 Across traits, the genetic part of the background keeps the correlation of the fitted genetic values and
 the residual part the correlation of the residuals (within each phenotype column group). Every other column
 comes from a Gaussian copula (:mod:`genosynth.phenotypes.copula`); each synthetic individual takes the
@@ -177,12 +182,12 @@ def fit_phenotype_model(
     # Sum over SNPs of the dosage variance: tr(X X^T) / n = m tr(K) / n.
     snp_variance = float(np.trace(kinship)) * xc.shape[1] / max(len(xc), 1)
     trait_models, residuals = [], {}
-    for group in _fit_groups(samples, genetic, len(xc)):
-        values = {name: pd.to_numeric(samples[name], errors="coerce").to_numpy(dtype=np.float64,
-                                                                               na_value=np.nan)
-                  for name in group}
-        eigens = _pattern_eigens(kinship, [~np.isnan(v) for v in values.values()])
-        fits = [_TraitFit.start(name, kinds[name], values[name], w_all, xc, eigens) for name in group]
+    for group in _fit_groups(genetic, len(xc)):
+        trait_values = {name: pd.to_numeric(samples[name], errors="coerce").to_numpy(dtype=np.float64,
+                                                                                     na_value=np.nan)
+                        for name in group}
+        eigens = _pattern_eigens(kinship, [~np.isnan(v) for v in trait_values.values()])
+        fits = [_TraitFit.start(name, kinds[name], trait_values[name], w_all, xc, eigens) for name in group]
         fitted = _fit_traits(fits, xc, chromosomes, settings)
         for (model, (values, resid)), fit in zip(fitted, fits, strict=True):
             model.qtl_centres = snp_means[model.qtl_snps].astype(np.float64)
@@ -209,7 +214,7 @@ def _penalty(x: np.ndarray, rows: np.ndarray, r: np.ndarray, delta: float, setti
 EIGEN_BUDGET = 512 * 2**20
 
 
-def _fit_groups(samples: pd.DataFrame, traits: list[str], n: int) -> list[list[str]]:
+def _fit_groups(traits: list[str], n: int) -> list[list[str]]:
     """The traits in groups fitted together: as many as keep their kinship eigenvectors within
     ``EIGEN_BUDGET`` (traits sharing a missing-value pattern share one)."""
     size = max(1, EIGEN_BUDGET // (8 * max(n, 1) ** 2))
