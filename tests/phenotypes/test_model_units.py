@@ -94,3 +94,25 @@ def test_the_same_seed_gives_the_same_table(cohort):
     blocks = ((lo, x_syn[:, lo : lo + 100]) for lo in range(0, M, 100))  # other block sizes, same values
     again = sample_phenotypes(model, blocks, n=N_SYNTH, seed=9, ids=list(synthetic["id"]))
     pd.testing.assert_frame_equal(again, synthetic, check_exact=False, rtol=1e-6)
+
+
+def test_traits_fitted_together_equal_traits_fitted_one_at_a_time(cohort, tmp_path, monkeypatch):
+    # q misses 10% of the individuals and case none: the grouped rounds lay each trait out on every
+    # individual, and must give what a fit of that trait alone gives.
+    model, samples = cohort[0], cohort[1]
+    rng = np.random.default_rng(3)
+    freqs = rng.uniform(0.2, 0.8, M)
+    x = rng.binomial(2, freqs, size=(N, M)).astype(np.float32)  # the fixture's genotypes (same draws)
+    variants = pd.DataFrame({"id": [f"s{j}" for j in range(M)], "chr": np.repeat(["1", "2"], M // 2),
+                             "pos": np.tile(np.arange(1, M // 2 + 1) * 500_000, 2), "ref": "A", "alt": "G"})
+    dataset = write_dataset(str(tmp_path / "again"), samples, variants, x, traits=["q", "case"],
+                            covariates=["strain"])
+    monkeypatch.setattr("genosynth.phenotypes.model.EIGEN_BUDGET", 1)  # groups of one trait
+    alone = fit_phenotype_model(dataset, traits=["q", "case"], covariates=["strain"], groups=[["q", "case"]])
+    for together, single in zip(model.traits, alone.traits, strict=True):
+        assert together.name == single.name
+        assert together.qtl_snps.tolist() == single.qtl_snps.tolist()
+        np.testing.assert_allclose(together.qtl_effects, single.qtl_effects, rtol=1e-9)
+        np.testing.assert_allclose(together.background, single.background, rtol=1e-5, atol=1e-9)
+        assert together.vg == pytest.approx(single.vg, rel=1e-9)
+    np.testing.assert_allclose(model.genetic_correlation, alone.genetic_correlation, atol=1e-12)
