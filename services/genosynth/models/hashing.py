@@ -7,6 +7,8 @@ coordinates (instead of a sequential generator) lets any batch recompute any str
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -44,10 +46,16 @@ def hash_pairs(seed: int, stream: int, individuals: np.ndarray, snps: np.ndarray
         return _finalise(rows ^ cols)
 
 
-def hash_uniform(seed: int, stream: int, individuals: np.ndarray, snps: np.ndarray) -> np.ndarray:
-    """Uniform numbers in [0, 1), ``(len(individuals), len(snps))`` float64."""
+def hash_below(seed: int, stream: int, individuals: np.ndarray, snps: np.ndarray, probability: float
+               ) -> np.ndarray:
+    """Bernoulli(``probability``) events, ``(len(individuals), len(snps))`` bool.
+
+    An event is a uniform number ``u = (w >> 11) 2^-53`` in [0, 1) below ``probability``; compared as
+    integers, ``(w >> 11) < ceil(probability 2^53)``, which is the same test without a float array.
+    """
     words = hash_words(seed, stream, individuals, snps)
-    return (words >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
+    threshold = math.ceil(min(max(float(probability), 0.0), 1.0) * 2**53)
+    return (words >> np.uint64(11)) < np.uint64(threshold)
 
 
 def hash_integers(seed: int, stream: int, individuals: np.ndarray, snps: np.ndarray, high: int) -> np.ndarray:

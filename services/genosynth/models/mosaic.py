@@ -41,7 +41,7 @@ from genosynth.genetics.relatedness import (
 )
 from genosynth.genetics.roc import auc
 from genosynth.models.base import GenotypeModel
-from genosynth.models.hashing import hash_integers, hash_pairs, hash_uniform
+from genosynth.models.hashing import hash_below, hash_integers, hash_pairs
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -123,7 +123,7 @@ def balanced_donor_path(
 
     w0 = window_start(lo)
     snps = np.arange(w0, hi)
-    switch = hash_uniform(seed, _STREAM_SWITCH, individuals, snps) < switch_rate
+    switch = hash_below(seed, _STREAM_SWITCH, individuals, snps, switch_rate)
     if w0 == run_start and hi > w0:
         switch[:, 0] = True
     starts = np.array([window_start(j) for j in range(w0, hi, window)] if hi > w0 else [], dtype=np.int64)
@@ -144,7 +144,7 @@ def balanced_donor_path(
     while pending.size:
         ws -= window
         back = np.arange(ws, ws + window)
-        events = hash_uniform(seed, _STREAM_SWITCH, individuals[pending], back) < switch_rate
+        events = hash_below(seed, _STREAM_SWITCH, individuals[pending], back, switch_rate)
         if ws == run_start:
             events[:, 0] = True
         found = events.any(axis=1)
@@ -175,7 +175,7 @@ def donor_path(
     """
     individuals = np.asarray(individuals, dtype=np.int64)
     snps = np.arange(lo, hi)
-    switch = hash_uniform(seed, _STREAM_SWITCH, individuals, snps) < switch_rate
+    switch = hash_below(seed, _STREAM_SWITCH, individuals, snps, switch_rate)
     if lo == run_start and hi > lo:
         switch[:, 0] = True
     new_donor = hash_integers(seed, _STREAM_DONOR, individuals, snps, n_donors)
@@ -186,7 +186,7 @@ def donor_path(
     while pending.size:
         width = min(pos - run_start, scan_chunk)
         back = np.arange(pos - width, pos)
-        events = hash_uniform(seed, _STREAM_SWITCH, individuals[pending], back) < switch_rate
+        events = hash_below(seed, _STREAM_SWITCH, individuals[pending], back, switch_rate)
         if pos - width == run_start:
             events[:, 0] = True
         found = events.any(axis=1)
@@ -334,12 +334,14 @@ def structure_scores(dosages: np.ndarray, max_components: int = 10) -> np.ndarra
 def simulate_family_mosaics(
     panel: np.ndarray, run_first: np.ndarray, family_of: np.ndarray, step_rate: float, mutation_rate: float,
     seed: int, pools: np.ndarray | None = None, pedigree: dict[str, int] | None = None,
+    mutations: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The family sampler of :meth:`MosaicModel.sample` on a SNP subsample ``panel`` ``(n_donors, s)``.
 
     The subsampled SNPs are treated as contiguous (``step_rate`` is the switch probability between two of
-    them); ``run_first`` ``(s,)`` marks the first SNP of each chromosome run. Returns ``(n, s)`` rows of
-    ``panel`` values, ``n = len(family_of)``.
+    them); ``run_first`` ``(s,)`` marks the first SNP of each chromosome run. ``mutations`` are
+    :func:`mutation_draws` for this seed, shape and panel when already made (they do not depend on the
+    rate). Returns ``(n, s)`` rows of ``panel`` values, ``n = len(family_of)``.
     """
     n_donors, m = panel.shape
     starts = np.flatnonzero(run_first)
@@ -350,10 +352,21 @@ def simulate_family_mosaics(
         donors[:, lo:hi] = family_donors(seed, family_of, int(lo), int(hi), run_start=int(lo),
                                          switch_rate=step_rate, n_donors=n_donors, pools=pools,
                                          pedigree=pedigree)
-    rng = np.random.default_rng([seed, 606])
-    mutate = rng.random(donors.shape) < mutation_rate
-    donors = np.where(mutate, rng.integers(0, n_donors, donors.shape), donors)
+    positions, replacement = mutations or mutation_draws(seed, donors.shape, n_donors, mutation_rate)
+    donors.reshape(-1)[positions] = replacement
     return panel[donors, np.arange(m)[None, :]]
+
+
+def mutation_draws(seed: int, shape: tuple[int, int], n_donors: int, mutation_rate: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Where :func:`simulate_family_mosaics` copies a random donor instead of the path's: flat positions
+    ``(k,)`` in an array of ``shape`` and those donors ``(k,)`` (each call mutated with probability
+    ``mutation_rate``)."""
+    rng = np.random.default_rng([seed, 606])
+    mutate = rng.random(shape) < mutation_rate
+    donors = rng.integers(0, n_donors, shape)
+    positions = np.flatnonzero(mutate)
+    return positions, donors.reshape(-1)[positions]
 
 
 def nearest_manhattan(queries: np.ndarray, panel: np.ndarray) -> np.ndarray:
@@ -446,10 +459,17 @@ def calibrate_switch_rate(
             pools = donor_pools(scores[donors], n_pools, max(2, round(pool_fraction * len(donors))), seed)
         splits.append((donors, out, pools))
 
+    mutations: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
     def mosaics_of(rate: float, donors: np.ndarray, pools: np.ndarray | None, repeat: int) -> np.ndarray:
         step = 1.0 - (1.0 - rate) ** gap if rate < 1.0 else 1.0
+        split_seed = seed ^ (0xCA11 + repeat)
+        # Every rate of one split draws the same mutations: make them once.
+        if repeat not in mutations:
+            mutations[repeat] = mutation_draws(split_seed, (len(family_sim), train.shape[1]), len(donors),
+                                               mutation_rate)
         return simulate_family_mosaics(train[donors], run_first, family_sim, step, mutation_rate,
-                                       seed ^ (0xCA11 + repeat), pools, pedigree)
+                                       split_seed, pools, pedigree, mutations[repeat])
 
     def auc_of(rate: float) -> np.ndarray:
         return np.array([membership_auc(train[d], train[o], mosaics_of(rate, d, p, r))
@@ -656,7 +676,7 @@ class MosaicModel(GenotypeModel):
                              switch_rate=float(plan["switch_rate"]), n_donors=n_donors,
                              pools=_pools(plan), pedigree=_pedigree(plan))
         snps = np.arange(self.start, self.stop)
-        mutate = hash_uniform(seed, _STREAM_MUTATE, individuals, snps) < float(plan["mutation_rate"])
+        mutate = hash_below(seed, _STREAM_MUTATE, individuals, snps, float(plan["mutation_rate"]))
         other = hash_integers(seed, _STREAM_MUTANT_DONOR, individuals, snps, n_donors)
         donors = torch.from_numpy(np.where(mutate, other, path)).to(device)
         panel = torch.from_numpy(self.panel).to(device)
