@@ -115,3 +115,15 @@ def test_hundreds_of_batches_schedule_quickly(tmp_path):
     total = storage.read_json(run_layout.url(run_url, "synthetic/total.json"))["total"]
     assert total == sum(3 * (7000 + b) + 3 for b in range(500))
     assert elapsed < 40
+
+
+def test_each_node_gets_the_cores_over_the_nodes_running_beside_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # the cores the run's nodes share
+    run_url = str(tmp_path / "run")
+    _start(run_url)
+    run_pipeline(run_url, steps_ref=toy_dag.STEPS_REF, max_parallel=2, progress=False)
+    threads = {(r["step"], r.get("batch")): r["device_count"] for r in read_records(run_url)}
+    # prep and assemble run alone: every core; the first train batches start two at once: half each.
+    assert threads[("prep", None)] == 4 and threads[("assemble", None)] == 4
+    assert threads[("train", 0)] == 2 and threads[("train", 1)] == 2
+    assert set(threads.values()) <= {2, 4}

@@ -1,12 +1,18 @@
-"""The torch device that array work runs on, and the CPU threads this process may use."""
+"""The torch device that array work runs on, and the CPU threads this process may use.
+
+torch is imported when a function needs it, so that :func:`cpu_threads` costs nothing to import (the
+local runner uses it).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def pick_device(requested: str | torch.device | None = None) -> torch.device:
@@ -16,6 +22,8 @@ def pick_device(requested: str | torch.device | None = None) -> torch.device:
     ----------
     requested : a torch device or its name (``"cpu"``, ``"cuda:0"``); ``None`` or ``""`` picks.
     """
+    import torch
+
     if requested is not None and requested != "":
         return torch.device(requested)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -31,6 +39,8 @@ def torch_threads(count: int, device: torch.device) -> Iterator[None]:
     if device.type != "cpu":
         yield
         return
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
@@ -40,9 +50,30 @@ def torch_threads(count: int, device: torch.device) -> Iterator[None]:
 
 
 def cpu_threads() -> int:
-    """The process's share of the cores: ``OMP_NUM_THREADS`` when set (the local runner sets it per
-    worker), else the cores this process may run on."""
+    """The process's share of the cores: ``OMP_NUM_THREADS`` when set (the local runner sets it for each
+    task it runs), else the cores this process may run on."""
     value = os.environ.get("OMP_NUM_THREADS", "")
     if value.isdigit() and int(value) > 0:
         return int(value)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def fixed_threads(count: int) -> Iterator[None]:
+    """BLAS (every library threadpoolctl sees) and torch on ``count`` threads, and :func:`cpu_threads`
+    answering ``count``, restored afterwards."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before, variable = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(count)
+    os.environ["OMP_NUM_THREADS"] = str(count)
+    try:
+        with threadpool_limits(limits=count):
+            yield
+    finally:
+        torch.set_num_threads(before)
+        if variable is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = variable

@@ -33,13 +33,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
-from threadpoolctl import threadpool_limits
 
 from genosynth.errors import InputError
 from genosynth.formats.dataset import Dataset
 from genosynth.genetics import chromosomes
 from genosynth.genetics.covariates import category_levels, indicator_coding, with_intercept
-from genosynth.genetics.device import cpu_threads, pick_device
+from genosynth.genetics.device import cpu_threads, fixed_threads, pick_device
 from genosynth.genetics.dosages import centre, mean_impute
 from genosynth.genetics.kinship import centred_genotypes, double_centre
 from genosynth.genetics.reml import eigendecompose_many
@@ -205,18 +204,6 @@ def _batches(runs: list[tuple[int, int]], size: int):
     for start, stop in runs:
         for lo in range(start, stop, size):
             yield lo, min(stop, lo + size)
-
-
-@contextlib.contextmanager
-def fixed_threads(count: int):
-    """BLAS (every library threadpoolctl sees) and torch on ``count`` threads, restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        with threadpool_limits(limits=count):
-            yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)

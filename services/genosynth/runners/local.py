@@ -6,9 +6,12 @@ same batch of ``train``; a whole-run step waits for every batch of a fan-out ste
 marker exists are skipped, so a rerun after a kill continues where the first run stopped; since every
 step is deterministic given the run's seed, the final outputs are byte-identical either way.
 
-Nodes run in long-lived worker processes (``genosynth.runners.worker``) with a share of the cores each
-(``OMP_NUM_THREADS`` and friends = cores // max_parallel), or in threads of this process for
-``memory://`` runs, whose objects exist only inside this process.
+Nodes run in long-lived worker processes (``genosynth.runners.worker``), or in threads of this process for
+``memory://`` runs, whose objects exist only inside this process. Each node a worker runs gets a share
+of the cores (BLAS, torch and ``OMP_NUM_THREADS`` set for that task): the cores over the number of nodes
+running once it starts, so a step that runs alone (prep, assemble, compare) has every core and two
+batches side by side have half each. The cores are this process's (its CPU affinity), or
+``OMP_NUM_THREADS`` when it is set.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from genosynth import pipeline, run_layout, storage
 from genosynth.errors import BudgetExceededError, InputError, PrivacyGateError
+from genosynth.genetics.device import cpu_threads
 from genosynth.pipeline import Step
 from genosynth.run_config import RunConfig
 from genosynth.runners.worker import load_steps, run_task
@@ -223,7 +227,9 @@ class _Scheduler:
             if pipeline.is_committed(self.run_url, *node):
                 self._mark_done(node, ran=False)  # may make more nodes ready
                 continue
-            self.running[self.executor.submit(self.run_url, node)] = node
+            # Nodes running once this one and the others ready to start now have started.
+            share = len(self.running) + 1 + min(len(self.ready), self.max_parallel - len(self.running) - 1)
+            self.running[self.executor.submit(self.run_url, node, share)] = node
             self.bars.start(node)
 
     def _finish(self, node: Node, result: dict[str, Any]) -> None:
@@ -292,17 +298,19 @@ class _Executor:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def submit(self, run_url: str, node: Node) -> Future:
-        return self.pool.submit(self._run, run_url, node)
+    def submit(self, run_url: str, node: Node, running: int = 1) -> Future:
+        """Run ``node`` in a worker; ``running`` nodes (this one included) share the cores meanwhile."""
+        return self.pool.submit(self._run, run_url, node, max(1, cpu_threads() // max(running, 1)))
 
-    def _run(self, run_url: str, node: Node) -> dict[str, Any]:
+    def _run(self, run_url: str, node: Node, threads: int) -> dict[str, Any]:
         name, batch = node
         if not self.use_processes:
             return run_task(run_url, name, batch, self.steps)
         worker = getattr(self.local, "worker", None)
         if worker is None or worker.poll() is not None:
             worker = self.local.worker = self._start_worker()
-        request = {"run_url": run_url, "step": name, "batch": batch, "steps": self.steps_ref}
+        request = {"run_url": run_url, "step": name, "batch": batch, "steps": self.steps_ref,
+                   "threads": threads}
         try:
             worker.stdin.write(json.dumps(request) + "\n")
             worker.stdin.flush()
@@ -316,7 +324,8 @@ class _Executor:
 
     def _start_worker(self) -> subprocess.Popen:
         env = dict(os.environ)
-        threads = max(1, _cores() // self.size)
+        # The most any task may use; each task is then limited to its share (see submit).
+        threads = cpu_threads()
         for variable in _THREAD_VARIABLES:
             env.setdefault(variable, str(threads))
         # Workers must import what this process imports (e.g. a DAG defined outside the package).
@@ -348,8 +357,7 @@ class _Executor:
                 worker.wait()
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
 
 
 # --- progress ------------------------------------------------------------------------------------

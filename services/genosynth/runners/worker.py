@@ -4,8 +4,9 @@ Started as ``python -m genosynth.runners.worker``. One worker runs one task at a
 imports of the steps (torch, pandas) are paid once per worker rather than once per batch, and the thread
 limits the runner puts in the worker's environment apply before numpy or torch load.
 
-Protocol: the runner writes ``{"run_url": ..., "step": ..., "batch": ..., "steps": "module:ATTR"}`` per
-line on stdin; the worker writes one JSON line per task on its protocol channel (the original stdout;
+Protocol: the runner writes ``{"run_url": ..., "step": ..., "batch": ..., "steps": "module:ATTR",
+"threads": k}`` per line on stdin (``threads``: the task's share of the cores, BLAS and torch set to it for
+the task); the worker writes one JSON line per task on its protocol channel (the original stdout;
 anything the steps print goes to stderr instead). It exits at end of input, and dies with its parent.
 """
 
@@ -19,7 +20,7 @@ import pkgutil
 import signal
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from genosynth.errors import BudgetExceededError, InputError, PrivacyGateError
@@ -74,6 +75,17 @@ def _die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+@contextlib.contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    if not count:
+        yield
+        return
+    from genosynth.genetics.device import fixed_threads
+
+    with fixed_threads(int(count)):
+        yield
+
+
 def main() -> None:
     _die_with_parent()
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
@@ -83,7 +95,8 @@ def main() -> None:
         if not line.strip():
             continue
         task = json.loads(line)
-        result = run_task(task["run_url"], task["step"], task["batch"], load_steps(task["steps"]))
+        with _threads(task.get("threads")):
+            result = run_task(task["run_url"], task["step"], task["batch"], load_steps(task["steps"]))
         protocol.write(json.dumps(result) + "\n")
 
 
