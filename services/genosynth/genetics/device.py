@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     import torch
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def pick_device(requested: str | torch.device | None = None) -> torch.device:
@@ -77,3 +81,19 @@ def fixed_threads(count: int) -> Iterator[None]:
             os.environ.pop("OMP_NUM_THREADS", None)
         else:
             os.environ["OMP_NUM_THREADS"] = variable
+
+
+def side_by_side(function: Callable[[T], R], items: Sequence[T], threads: int) -> list[R]:
+    """``[function(item) for item in items]``, up to ``threads`` at once on threads of this process.
+
+    numpy and LAPACK release the GIL, so independent array work runs in parallel this way. BLAS is held
+    to one thread (process-wide, around the whole map) while they run, so the cores are not
+    oversubscribed and each call gives the same bits as alone on one thread.
+    """
+    if threads <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"), \
+            ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+        return list(pool.map(function, items))

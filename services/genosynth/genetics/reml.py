@@ -27,14 +27,13 @@ pick_device`).
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from genosynth.genetics.device import pick_device, torch_threads
+from genosynth.genetics.device import pick_device, side_by_side, torch_threads
 
 L_MIN = 1e-5  # GEMMA's search range of lambda = vg / ve
 L_MAX = 1e5
@@ -96,12 +95,7 @@ def eigendecompose_many(kinships: list[np.ndarray], device: torch.device | None 
     ``threads`` is; running them side by side is how the cores are used (LOCO: one per chromosome).
     """
     device = device or pick_device()
-    if device.type != "cpu" or threads <= 1 or len(kinships) <= 1:
-        return [eigendecompose(k, device) for k in kinships]
-    # The limit is process-wide: set it around the whole batch so no call sees another thread count.
-    with threadpool_limits(limits=1, user_api="blas"), \
-            ThreadPoolExecutor(max_workers=min(threads, len(kinships))) as pool:
-        return list(pool.map(lambda k: eigendecompose(k, device), kinships))
+    return side_by_side(lambda k: eigendecompose(k, device), kinships, threads if device.type == "cpu" else 1)
 
 
 @dataclass

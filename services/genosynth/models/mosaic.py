@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from genosynth.formats.dataset import Dataset
+from genosynth.genetics.device import cpu_threads, side_by_side
 from genosynth.genetics.dosages import calls_to_dosages, hard_calls, mean_impute
 from genosynth.genetics.kinship import centred_kinship
 from genosynth.genetics.ld import ld_by_lag
@@ -459,21 +460,21 @@ def calibrate_switch_rate(
             pools = donor_pools(scores[donors], n_pools, max(2, round(pool_fraction * len(donors))), seed)
         splits.append((donors, out, pools))
 
-    mutations: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    # Every rate of one split draws the same mutations: make them once.
+    mutations = [mutation_draws(seed ^ (0xCA11 + r), (len(family_sim), train.shape[1]), len(d), mutation_rate)
+                 for r, (d, _, _) in enumerate(splits)]
 
     def mosaics_of(rate: float, donors: np.ndarray, pools: np.ndarray | None, repeat: int) -> np.ndarray:
         step = 1.0 - (1.0 - rate) ** gap if rate < 1.0 else 1.0
-        split_seed = seed ^ (0xCA11 + repeat)
-        # Every rate of one split draws the same mutations: make them once.
-        if repeat not in mutations:
-            mutations[repeat] = mutation_draws(split_seed, (len(family_sim), train.shape[1]), len(donors),
-                                               mutation_rate)
         return simulate_family_mosaics(train[donors], run_first, family_sim, step, mutation_rate,
-                                       split_seed, pools, pedigree, mutations[repeat])
+                                       seed ^ (0xCA11 + repeat), pools, pedigree, mutations[repeat])
 
     def auc_of(rate: float) -> np.ndarray:
-        return np.array([membership_auc(train[d], train[o], mosaics_of(rate, d, p, r))
-                         for r, (d, o, p) in enumerate(splits)])
+        # The splits are independent: side by side, one per thread.
+        return np.array(side_by_side(
+            lambda r: membership_auc(train[splits[r][0]], train[splits[r][1]],
+                                     mosaics_of(rate, splits[r][0], splits[r][2], r)),
+            range(len(splits)), cpu_threads()))
 
     # Even synthetic genomes that copy an independent donor at every SNP score above 0.5: they carry the
     # training allele frequencies, to which each donor contributes 1/n (the allele-frequency membership
