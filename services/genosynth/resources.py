@@ -11,6 +11,7 @@ Example
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -34,6 +35,16 @@ class Resources:
         if self.gpu_models is not None and model not in self.gpu_models:
             return 0
         return self.gpu
+
+    @property
+    def billed_cores(self) -> int:
+        """Whole cores of the CPU request (Kubernetes quantity: "2", "500m"); a fraction is billed as one.
+
+        >>> Resources(cpu="500m").billed_cores, Resources(cpu="2").billed_cores
+        (1, 2)
+        """
+        cores = float(self.cpu[:-1]) / 1000 if self.cpu.endswith("m") else float(self.cpu)
+        return max(1, math.ceil(cores))
 
     @property
     def model_dependent(self) -> bool:

@@ -113,7 +113,7 @@ def _device(step: str, resources: Resources, model: str, records: Sequence[Mappi
     gpus = resources.gpus_for(model)
     if gpus:
         return os.environ.get(GPU_KIND_ENV) or DEFAULT_GPU_KIND, gpus
-    return "cpu", _cores(resources.cpu)
+    return "cpu", resources.billed_cores
 
 
 def default_rate(model: str, step: str) -> float:
@@ -133,11 +133,6 @@ def _training_individuals(run_url: str) -> int:
     except (FileNotFoundError, InputError, KeyError):
         return FALLBACK_TRAIN_SAMPLES
 
-
-def _cores(quantity: str) -> int:
-    # Kubernetes CPU quantities ("2", "500m"); a fraction of a core is billed as a whole one.
-    cores = float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
-    return max(1, math.ceil(cores))
 
 
 def estimate(run_url: str) -> GateDecision:

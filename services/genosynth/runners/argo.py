@@ -25,7 +25,6 @@ the steps that read the input cohort (``Step.reads_input``, and ``configure``) a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from hera.workflows import models as m
 
 from genosynth.cost import gate
 from genosynth.pipeline import STEPS, Step, dag_steps, exit_steps
+from genosynth.resources import Resources
 
 WORKFLOW_TEMPLATE_NAME = "genosynth"
 CRON_WORKFLOW_NAME = "genosynth-scheduled"
@@ -308,7 +308,7 @@ def _container(
 ) -> Container:
     requests = {"cpu": cpu, "memory": memory}
     limits = {"memory": memory}
-    kind, count = ("cpu", str(max(1, math.ceil(_cores(cpu)))))
+    kind, count = ("cpu", str(Resources(cpu=cpu).billed_cores))
     extra: dict[str, Any] = {}
     if service_account:
         extra["service_account_name"] = service_account
@@ -399,9 +399,6 @@ def _metrics(template: str, gpu: int) -> list[m.Prometheus]:
         )
     return metrics
 
-
-def _cores(quantity: str) -> float:
-    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
 
 
 # --- CronWorkflow ---------------------------------------------------------------------------------------
