@@ -24,9 +24,6 @@ def test_linear_scan_matches_one_least_squares_fit_per_snp():
         assert np.isclose(beta[j], coef[-1])
         assert np.isclose(p[j], 2 * stats.t.sf(abs(coef[-1] / se), df))
     assert p[1] < 1e-5
-    # The column sums of squares, when passed, are used as given.
-    again = linear_scan(x, y, fixed, (x**2).sum(axis=0))
-    np.testing.assert_allclose(again[1], p, rtol=1e-12)
 
 
 def test_a_snp_with_no_variation_gets_p_one():

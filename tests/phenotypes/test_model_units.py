@@ -38,7 +38,7 @@ def cohort(tmp_path_factory):
     x_syn = rng.binomial(2, freqs, size=(N_SYNTH, M)).astype(np.float32)
     blocks = ((lo, x_syn[:, lo : lo + 64]) for lo in range(0, M, 64))
     synthetic = sample_phenotypes(model, blocks, n=N_SYNTH, seed=9, ids=[f"syn{i}" for i in range(N_SYNTH)])
-    return model, samples, synthetic, x_syn
+    return model, samples, synthetic, x_syn, dataset
 
 
 @pytest.mark.parametrize("key, value", [("background", "lasso"), ("restore", "none")])
@@ -64,7 +64,7 @@ def test_the_lead_qtl_and_the_covariate_levels_are_fitted(cohort):
 
 
 def test_binary_traits_keep_their_prevalence_and_stay_binary(cohort):
-    model, samples, synthetic, _ = cohort
+    model, samples, synthetic, *_ = cohort
     case = next(t for t in model.traits if t.kind == "binary")
     assert case.prevalence == pytest.approx(samples["case"].mean())
     observed = synthetic["case"].dropna()
@@ -73,7 +73,7 @@ def test_binary_traits_keep_their_prevalence_and_stay_binary(cohort):
 
 
 def test_the_synthetic_table_has_every_real_column_and_real_missingness(cohort):
-    _, samples, synthetic, _ = cohort
+    _, samples, synthetic, *_ = cohort
     assert list(synthetic.columns) == list(samples.columns)
     assert len(synthetic) == N_SYNTH and synthetic["id"].is_unique
     assert synthetic["q"].isna().mean() == pytest.approx(samples["q"].isna().mean(), abs=0.04)
@@ -83,30 +83,23 @@ def test_the_synthetic_table_has_every_real_column_and_real_missingness(cohort):
 
 
 def test_synthetic_phenotypes_follow_the_synthetic_genotypes(cohort):
-    _, _, synthetic, x_syn = cohort
+    _, _, synthetic, x_syn, _ = cohort
     observed = synthetic["q"].notna().to_numpy()
     slope = np.polyfit(x_syn[observed, QTL_SNP], synthetic["q"].to_numpy(float)[observed], 1)[0]
     assert slope == pytest.approx(QTL_EFFECT, abs=0.25)
 
 
 def test_the_same_seed_gives_the_same_table(cohort):
-    model, _, synthetic, x_syn = cohort
+    model, _, synthetic, x_syn, _ = cohort
     blocks = ((lo, x_syn[:, lo : lo + 100]) for lo in range(0, M, 100))  # other block sizes, same values
     again = sample_phenotypes(model, blocks, n=N_SYNTH, seed=9, ids=list(synthetic["id"]))
     pd.testing.assert_frame_equal(again, synthetic, check_exact=False, rtol=1e-6)
 
 
-def test_traits_fitted_together_equal_traits_fitted_one_at_a_time(cohort, tmp_path, monkeypatch):
+def test_traits_fitted_together_equal_traits_fitted_one_at_a_time(cohort, monkeypatch):
     # q misses 10% of the individuals and case none: the grouped rounds lay each trait out on every
     # individual, and must give what a fit of that trait alone gives.
-    model, samples = cohort[0], cohort[1]
-    rng = np.random.default_rng(3)
-    freqs = rng.uniform(0.2, 0.8, M)
-    x = rng.binomial(2, freqs, size=(N, M)).astype(np.float32)  # the fixture's genotypes (same draws)
-    variants = pd.DataFrame({"id": [f"s{j}" for j in range(M)], "chr": np.repeat(["1", "2"], M // 2),
-                             "pos": np.tile(np.arange(1, M // 2 + 1) * 500_000, 2), "ref": "A", "alt": "G"})
-    dataset = write_dataset(str(tmp_path / "again"), samples, variants, x, traits=["q", "case"],
-                            covariates=["strain"])
+    model, dataset = cohort[0], cohort[4]
     monkeypatch.setattr("genosynth.phenotypes.model.EIGEN_BUDGET", 1)  # groups of one trait
     alone = fit_phenotype_model(dataset, traits=["q", "case"], covariates=["strain"], groups=[["q", "case"]])
     for together, single in zip(model.traits, alone.traits, strict=True):

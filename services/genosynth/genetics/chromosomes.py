@@ -1,4 +1,4 @@
-"""Chromosome labels of SNPs in file order, and the contiguous runs they form."""
+"""Chromosome labels of SNPs in file order: the contiguous runs they form, and each chromosome's columns."""
 
 from __future__ import annotations
 
@@ -29,3 +29,18 @@ def chromosome_runs(chrom: np.ndarray) -> list[tuple[str, int, int]]:
             runs.append((str(chrom[start]), start, i))
             start = i
     return runs
+
+
+def chromosome_columns(chrom: np.ndarray) -> list[slice | np.ndarray]:
+    """The SNP columns of each chromosome, in first-seen order: a slice where they form one run.
+
+    Examples
+    --------
+    >>> chromosome_columns(np.array(["1", "1", "2", "1"]))
+    [array([0, 1, 3]), slice(2, 3, None)]
+    """
+    runs: dict[str, list[tuple[int, int]]] = {}
+    for label, start, stop in chromosome_runs(np.asarray(chrom).astype(str)):
+        runs.setdefault(label, []).append((start, stop))
+    return [slice(*spans[0]) if len(spans) == 1 else np.concatenate([np.arange(a, b) for a, b in spans])
+            for spans in runs.values()]

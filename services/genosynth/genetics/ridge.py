@@ -84,10 +84,26 @@ def ridge_effects(x: np.ndarray, r: np.ndarray, lam: float | np.ndarray, *, bloc
     rhs = r[:, None] if column else r
     lam_t = np.broadcast_to(np.asarray(lam, dtype=np.float64), (rhs.shape[1],))
     alpha, _ = conjugate_gradient(lambda v: gram_product(x, v, block) + v * lam_t, rhs, tol=tol)
-    effects = np.zeros((x.shape[1], rhs.shape[1]))
+    effects = dual_effects(x, alpha, block)
+    return effects[:, 0] if column else effects
+
+
+def dual_effects(x: np.ndarray, alpha: np.ndarray, block: int = BLOCK) -> np.ndarray:
+    """Per-SNP effects ``X^T alpha`` of dual coefficients, an ``(n, block)`` float64 slice of ``x`` at a
+    time.
+
+    Parameters
+    ----------
+    x : (n, m) centred genotypes (any float dtype); alpha : (n, t)
+
+    Returns
+    -------
+    (m, t) float64
+    """
+    effects = np.empty((x.shape[1], alpha.shape[1]))
     for lo in range(0, x.shape[1], block):
         effects[lo : lo + block] = x[:, lo : lo + block].astype(np.float64, copy=False).T @ alpha
-    return effects[:, 0] if column else effects
+    return effects
 
 
 def dual_solve(gram_values: np.ndarray, gram_vectors: np.ndarray, r: np.ndarray, lam: float) -> np.ndarray:

@@ -12,8 +12,7 @@ from scipy import stats
 CHI2_MEDIAN_1DF = float(stats.chi2.ppf(0.5, 1))
 
 
-def linear_scan(x: np.ndarray, y: np.ndarray, fixed: np.ndarray, col_sq: np.ndarray | None = None,
-                ) -> tuple[np.ndarray, np.ndarray]:
+def linear_scan(x: np.ndarray, y: np.ndarray, fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Wald test of each SNP added to ``y ~ fixed``.
 
     The SNPs are not residualised one by one: with ``Q`` an orthonormal basis of ``fixed``, a SNP's
@@ -23,20 +22,16 @@ def linear_scan(x: np.ndarray, y: np.ndarray, fixed: np.ndarray, col_sq: np.ndar
     Parameters
     ----------
     x : (n, k) genotypes (any centring); y : (n,); fixed : (n, c) covariates including an intercept
-    col_sq : (k,) the column sums of squares of ``x`` when already known
 
     Returns
     -------
     beta : (k,) effect per allele; p : (k,) two-sided p-values (1 where the SNP has no variation left)
     """
-    q, _ = np.linalg.qr(fixed)
-    yr = y - q @ (q.T @ y)
     x = np.asarray(x, dtype=np.float64)
-    products = x.T @ np.concatenate([q, yr[:, None]], axis=1)
-    sq = np.einsum("ij,ij->j", x, x) if col_sq is None else col_sq
-    xx = sq - (products[:, :-1] ** 2).sum(axis=1)
-    df = len(y) - fixed.shape[1] - 1
-    beta, t2 = wald_statistic(xx, products[:, -1], float(yr @ yr), df)
+    c = fixed.shape[1]
+    explained, xy, yy = _projected_sums(x, np.linalg.qr(fixed)[0], [0, c], y[:, None])
+    df = len(y) - c - 1
+    beta, t2 = wald_statistic(np.einsum("ij,ij->j", x, x) - explained[:, 0], xy[:, 0], float(yy[0]), df)
     return beta, f_pvalue(t2, df)
 
 
@@ -62,19 +57,25 @@ def padded_scans(x: np.ndarray, basis: np.ndarray, offsets: list[int], responses
     t2 : (t, k) Wald F statistics on 1 and ``df[j]`` degrees of freedom (:func:`f_pvalue` gives the
     p-values of :func:`linear_scan` of each trait on its own rows; 0 where a SNP has no variation left)
     """
+    explained, xy, yy = _projected_sums(x, basis, offsets, responses)
+    return np.stack([wald_statistic(col_sq[:, j] - explained[:, j], xy[:, j], float(yy[j]), int(df[j]))[1]
+                     for j in range(responses.shape[1])])
+
+
+def _projected_sums(x: np.ndarray, basis: np.ndarray, offsets: list[int], responses: np.ndarray,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per trait t: ``|Q_t^T x|^2`` (k, t), ``x^T y_r`` (k, t) and ``y_r^T y_r`` (t,), with ``y_r`` the
+    response projected off its basis ``Q_t`` (columns ``offsets[t]:offsets[t + 1]`` of ``basis``); one
+    product of ``x`` with every basis and residual."""
     t = responses.shape[1]
-    residual = np.empty_like(responses)
+    residual = np.empty_like(responses, dtype=np.float64)
     for j in range(t):
         q = basis[:, offsets[j] : offsets[j + 1]]
         residual[:, j] = responses[:, j] - q @ (q.T @ responses[:, j])
     products = x.T @ np.concatenate([basis, residual], axis=1)
-    t2 = np.empty((t, x.shape[1]))
-    for j in range(t):
-        explained = (products[:, offsets[j] : offsets[j + 1]] ** 2).sum(axis=1)
-        xy = products[:, offsets[-1] + j]
-        t2[j] = wald_statistic(col_sq[:, j] - explained, xy, float(residual[:, j] @ residual[:, j]),
-                               int(df[j]))[1]
-    return t2
+    explained = np.stack([(products[:, offsets[j] : offsets[j + 1]] ** 2).sum(axis=1) for j in range(t)],
+                         axis=1)
+    return explained, products[:, offsets[-1]:], (residual * residual).sum(axis=0)
 
 
 def wald_statistic(xx: np.ndarray, xy: np.ndarray, yy: float, df: int) -> tuple[np.ndarray, np.ndarray]:

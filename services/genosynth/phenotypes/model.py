@@ -47,12 +47,13 @@ import pandas as pd
 import torch
 
 from genosynth.formats.dataset import Dataset
+from genosynth.genetics.chromosomes import chromosome_columns
 from genosynth.genetics.covariates import category_levels, indicator_coding, with_intercept
 from genosynth.genetics.device import cpu_threads
 from genosynth.genetics.dosages import centre, observed_means
 from genosynth.genetics.kinship import centred_kinship_blocked
 from genosynth.genetics.reml import Eigen, NullModel, eigendecompose_many, fit_null_rotated
-from genosynth.genetics.ridge import BLOCK, blup_penalty, cv_penalty, dual_solve
+from genosynth.genetics.ridge import BLOCK, blup_penalty, cv_penalty, dual_effects, dual_solve
 from genosynth.genetics.scan import f_pvalue, padded_scans
 from genosynth.genetics.variance import background_mixing, haseman_elston_pairs, sqrt_psd
 from genosynth.phenotypes.copula import GaussianCopula, nearest_correlation
@@ -249,7 +250,7 @@ class _TraitFit:
     y: np.ndarray             # (n_t,)
     w: np.ndarray             # (n_t, c) covariates with intercept
     eigen: Eigen              # of the observed individuals' kinship x x^T / m
-    snps: int                 # m, so that x x^T = m U diag(d) U^T
+    gram_values: np.ndarray   # (n_t,) eigenvalues of x x^T = m K (eigenvectors: ``eigen.vectors``)
     null: NullModel
     pve0: float
     selected: list[int] = field(default_factory=list)
@@ -265,7 +266,8 @@ class _TraitFit:
         rows = np.flatnonzero(observed)
         eigen = eigens[_pattern_key(observed)]
         null = fit_null_rotated(eigen, eigen.rotate(w_all[rows]), eigen.rotate(y[rows]))
-        return cls(name, kind, rows, y[rows], w_all[rows], eigen, x.shape[1], null, null.pve)
+        gram_values = x.shape[1] * eigen.values.cpu().numpy()
+        return cls(name, kind, rows, y[rows], w_all[rows], eigen, gram_values, null, null.pve)
 
     def fixed(self, x: np.ndarray) -> np.ndarray:
         """``(n_t, c + q)``: covariates then the selected QTLs' dosages."""
@@ -273,8 +275,7 @@ class _TraitFit:
 
     def dual(self, r: np.ndarray, lam: float) -> np.ndarray:
         """Dual ridge coefficients of ``r`` (n_t,) on every SNP, penalty ``lam``."""
-        values, vectors = self.eigen.values.cpu().numpy(), self.eigen.vectors.cpu().numpy()
-        return dual_solve(self.snps * values, vectors, r, lam)
+        return dual_solve(self.gram_values, self.eigen.vectors.cpu().numpy(), r, lam)
 
     def enter(self, snp: int, p: float, x: np.ndarray) -> None:
         """Add a QTL to the fixed effects and refit REML."""
@@ -327,7 +328,7 @@ def _fit_traits(fits: list[_TraitFit], x: np.ndarray, chromosomes: list[slice | 
         alpha = fit.dual(r, lam)
         alphas[fit.rows, j] = alpha
         finals.append((r, lam, alpha))
-    effects = _effects(x, alphas)
+    effects = dual_effects(x, alphas)
     out = []
     for j, (fit, (r, lam, alpha)) in enumerate(zip(fits, finals, strict=True)):
         values = r - lam * alpha  # x x^T alpha, the genetic values x u
@@ -347,15 +348,6 @@ def _fit_traits(fits: list[_TraitFit], x: np.ndarray, chromosomes: list[slice | 
                  "qtl": fit.steps},
         )
         out.append((model, (values, r - values)))
-    return out
-
-
-def _effects(x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Ridge effects ``x^T alpha`` (m, t) of dual coefficients (n, t), float64, an ``(n, BLOCK)``
-    float64 slice of ``x`` at a time."""
-    out = np.empty((x.shape[1], alpha.shape[1]))
-    for lo in range(0, x.shape[1], BLOCK):
-        out[lo : lo + BLOCK] = x[:, lo : lo + BLOCK].astype(np.float64).T @ alpha
     return out
 
 
@@ -410,23 +402,6 @@ def _column_squares(x: np.ndarray, rows: list[np.ndarray]) -> np.ndarray:
     for lo in range(0, x.shape[1], BLOCK):
         part = x[:, lo : lo + BLOCK].astype(np.float64)
         out[lo : lo + BLOCK] = (part * part).T @ indicator
-    return out
-
-
-def chromosome_columns(labels: np.ndarray) -> list[slice | np.ndarray]:
-    """The SNP columns of each chromosome, in first-seen order: a slice where they are contiguous.
-
-    Examples
-    --------
-    >>> chromosome_columns(np.array(["1", "1", "2", "1"]))
-    [array([0, 1, 3]), slice(2, 3, None)]
-    """
-    _, first, index = np.unique(labels.astype(str), return_index=True, return_inverse=True)
-    out: list[slice | np.ndarray] = []
-    for code in np.argsort(first):
-        cols = np.flatnonzero(index == code)
-        contiguous = cols[-1] - cols[0] + 1 == len(cols)
-        out.append(slice(int(cols[0]), int(cols[-1]) + 1) if contiguous else cols)
     return out
 
 
