@@ -470,11 +470,12 @@ def calibrate_switch_rate(
                                        seed ^ (0xCA11 + repeat), pools, pedigree, mutations[repeat])
 
     def auc_of(rate: float) -> np.ndarray:
+        def attack(repeat: int) -> float:
+            donors, out, pools = splits[repeat]
+            return membership_auc(train[donors], train[out], mosaics_of(rate, donors, pools, repeat))
+
         # The splits are independent: side by side, one per thread.
-        return np.array(side_by_side(
-            lambda r: membership_auc(train[splits[r][0]], train[splits[r][1]],
-                                     mosaics_of(rate, splits[r][0], splits[r][2], r)),
-            range(len(splits)), cpu_threads()))
+        return np.array(side_by_side(attack, range(len(splits)), cpu_threads()))
 
     # Even synthetic genomes that copy an independent donor at every SNP score above 0.5: they carry the
     # training allele frequencies, to which each donor contributes 1/n (the allele-frequency membership

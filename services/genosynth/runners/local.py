@@ -357,9 +357,6 @@ class _Executor:
                 worker.wait()
 
 
-
-
-
 # --- progress ------------------------------------------------------------------------------------
 class _Bars:
     """One progress bar per step: batches done / total for fan-out steps, 0/1 for the others."""
