@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from genosynth.formats.dataset import write_dataset
-from genosynth.phenotypes.model import fit_phenotype_model, sample_phenotypes
+from genosynth.phenotypes.model import MOMENTS_FROM, fit_method, fit_phenotype_model, sample_phenotypes
 
 N, M, N_SYNTH = 400, 300, 600
 QTL_SNP, QTL_EFFECT = 40, 0.8
@@ -41,7 +41,7 @@ def cohort(tmp_path_factory):
     return model, samples, synthetic, x_syn, dataset
 
 
-@pytest.mark.parametrize("key, value", [("background", "lasso"), ("restore", "none")])
+@pytest.mark.parametrize("key, value", [("background", "lasso"), ("restore", "none"), ("fit", "approximate")])
 def test_unknown_settings_are_rejected_with_the_allowed_values(cohort, tmp_path, key, value):
     samples = cohort[1]
     variants = pd.DataFrame({"id": ["s0", "s1"], "chr": ["1", "1"], "pos": [1, 2], "ref": "A", "alt": "G"})
@@ -109,3 +109,9 @@ def test_traits_fitted_together_equal_traits_fitted_one_at_a_time(cohort, monkey
         np.testing.assert_allclose(together.background, single.background, rtol=1e-5, atol=1e-9)
         assert together.vg == pytest.approx(single.vg, rel=1e-9)
     np.testing.assert_allclose(model.genetic_correlation, alone.genetic_correlation, atol=1e-12)
+
+
+def test_auto_fits_without_n_by_n_matrices_from_the_biobank_size(cohort):
+    assert cohort[0].settings["fit"] == "exact"  # 400 individuals, the default "auto"
+    assert [fit_method("auto", n) for n in (MOMENTS_FROM - 1, MOMENTS_FROM)] == ["exact", "moments"]
+    assert fit_method("exact", 10 * MOMENTS_FROM) == "exact" and fit_method("moments", 10) == "moments"

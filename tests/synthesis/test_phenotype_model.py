@@ -3,7 +3,9 @@
 A small cohort (independent SNPs, 3 chromosomes) with two correlated traits is simulated with known lead
 QTLs, a polygenic background of known heritability and genetic correlation, and a covariate. The model is
 fitted on it, then phenotypes are sampled for fresh genotypes, SNP block by SNP block, and measured with
-estimators written here (least squares, Haseman-Elston regression on the dense kinship).
+estimators written here (least squares, Haseman-Elston regression on the dense kinship). Every test runs
+for both fits: the exact one (REML on the kinship's eigendecomposition) and the moment one of biobank-sized
+cohorts (no n x n matrix).
 """
 
 import numpy as np
@@ -37,7 +39,8 @@ def _plant(rng: np.random.Generator, x: np.ndarray, freqs: np.ndarray, sex: np.n
 
 
 @pytest.fixture(scope="module")
-def planted(tmp_path_factory):
+def planted_data(tmp_path_factory):
+    """The real cohort (dataset and table), fresh genotypes to sample for, and the allele frequencies."""
     rng = np.random.default_rng(11)
     freqs = rng.uniform(0.15, 0.85, M)
     effects = rng.multivariate_normal([0, 0], [[1, RG], [RG, 1]], size=M) / np.sqrt(M)
@@ -49,11 +52,34 @@ def planted(tmp_path_factory):
                              "ref": "A", "alt": "G"})
     dataset = write_dataset(str(tmp_path_factory.mktemp("planted") / "real"), samples, variants, x,
                             traits=["a", "b"], covariates=["sex"])
-    model = fit_phenotype_model(dataset, traits=["a", "b"], covariates=["sex"], groups=[["a", "b"]])
-    x_syn = _genotypes(rng, N_SYNTH, freqs)
+    return dataset, samples, _genotypes(rng, N_SYNTH, freqs), freqs
+
+
+def _fit(dataset, method: str):
+    return fit_phenotype_model(dataset, traits=["a", "b"], covariates=["sex"], groups=[["a", "b"]],
+                               options={"fit": method})
+
+
+@pytest.fixture(scope="module", params=["exact", "moments"])
+def planted(planted_data, request):
+    dataset, samples, x_syn, freqs = planted_data
+    model = _fit(dataset, request.param)
+    assert model.settings["fit"] == request.param
     blocks = ((lo, x_syn[:, lo : lo + 250]) for lo in range(0, M, 250))
     synthetic = sample_phenotypes(model, blocks, n=N_SYNTH, seed=5, ids=[f"syn{i}" for i in range(N_SYNTH)])
     return model, samples, synthetic, x_syn, freqs
+
+
+def test_the_moment_fit_agrees_with_the_exact_fit(planted_data):
+    exact, moments = _fit(planted_data[0], "exact"), _fit(planted_data[0], "moments")
+    for a, b in zip(exact.traits, moments.traits, strict=True):
+        assert a.qtl_snps.tolist() == b.qtl_snps.tolist()
+        np.testing.assert_allclose(b.qtl_effects, a.qtl_effects, atol=0.01)
+        # Monte Carlo REML against REML; the backgrounds are ridges at those penalties.
+        assert b.vg == pytest.approx(a.vg, rel=0.05) and b.ve == pytest.approx(a.ve, rel=0.03)
+        assert np.corrcoef(a.background, b.background)[0, 1] > 0.99
+        assert "fit" in a.log and a.log["fit"] == "exact" and b.log["fit"] == "moments"
+    assert moments.genetic_correlation[0, 1] == pytest.approx(exact.genetic_correlation[0, 1], abs=0.1)
 
 
 def _haseman_elston(x: np.ndarray, freqs: np.ndarray, y1: np.ndarray, y2: np.ndarray) -> float:

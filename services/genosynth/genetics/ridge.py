@@ -37,22 +37,29 @@ def gram_product(x: np.ndarray, v: np.ndarray, block: int = BLOCK) -> np.ndarray
 
 
 def conjugate_gradient(apply: Callable[[np.ndarray], np.ndarray], b: np.ndarray, *, tol: float = 1e-8,
-                       max_iter: int = 500) -> tuple[np.ndarray, int]:
+                       max_iter: int = 500, start: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Solve ``A z = b`` for a symmetric positive definite ``A`` given as ``apply(v) = A v``.
 
     Parameters
     ----------
     b : (n, t), one right-hand side per column, solved together (one product per iteration).
+    start : (n, t) a first guess (default zero); the tolerance stays relative to ``b``.
 
     Returns
     -------
     z : (n, t) and the number of iterations run (stops when every column's relative residual < ``tol``).
     """
-    z = np.zeros_like(b, dtype=np.float64)
-    r = b.astype(np.float64).copy()
-    p = r.copy()
+    b = b.astype(np.float64)
+    target = tol**2 * np.maximum((b * b).sum(axis=0), 1e-300)
+    if start is None:
+        z, r = np.zeros_like(b), b.copy()
+    else:
+        z = start.astype(np.float64).copy()
+        r = b - apply(z)
     rr = (r * r).sum(axis=0)
-    target = tol**2 * np.maximum(rr, 1e-300)
+    if np.all(rr <= target):
+        return z, 0
+    p = r.copy()
     for iteration in range(1, max_iter + 1):
         ap = apply(p)
         step = rr / np.maximum((p * ap).sum(axis=0), 1e-300)

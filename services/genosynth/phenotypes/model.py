@@ -38,7 +38,7 @@ the real prevalence.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,16 +52,30 @@ from genosynth.genetics.covariates import category_levels, indicator_coding, wit
 from genosynth.genetics.device import cpu_threads
 from genosynth.genetics.dosages import centre, observed_means
 from genosynth.genetics.kinship import centred_kinship_blocked
+from genosynth.genetics.moments import (
+    TRACE_VECTORS,
+    gls_effects,
+    he_components,
+    he_pairs,
+    mc_reml,
+    padded_solve,
+    row_square_sums,
+)
 from genosynth.genetics.reml import Eigen, NullModel, eigendecompose_many, fit_null_rotated
 from genosynth.genetics.ridge import BLOCK, blup_penalty, cv_penalty, dual_effects, dual_solve
 from genosynth.genetics.scan import f_pvalue, padded_scans
 from genosynth.genetics.variance import background_mixing, haseman_elston_pairs, sqrt_psd
+from genosynth.gwas.wgr import AUTO_WGR_FROM
 from genosynth.phenotypes.copula import GaussianCopula, nearest_correlation
 
 DEFAULTS: dict[str, Any] = {"p_enter": 1e-5, "max_qtl": 12, "min_observed": 20, "background": "blup",
-                            "restore": "random"}
+                            "restore": "random", "fit": "auto"}
 BACKGROUNDS = ("blup", "cv")
 RESTORES = ("random", "scale")
+FITS = ("auto", "exact", "moments")
+#: Cohort size from which ``fit: auto`` fits without n x n matrices (where the GWAS's ``auto`` leaves the
+#: exact LMM for WGR, for the same reason: docs/scaling.md).
+MOMENTS_FROM = AUTO_WGR_FROM
 
 
 @dataclass
@@ -152,6 +166,9 @@ def _check_settings(settings: dict[str, Any]) -> None:
     if settings["background"] not in BACKGROUNDS:
         raise ValueError(f"model_options.phenotypes.background {settings['background']!r}: expected one of "
                          f"{', '.join(BACKGROUNDS)}")
+    if settings["fit"] not in FITS:
+        raise ValueError(f"model_options.phenotypes.fit {settings['fit']!r}: expected one of "
+                         f"{', '.join(FITS)}")
     if settings["restore"] not in RESTORES:
         raise ValueError(f"model_options.phenotypes.restore {settings['restore']!r}: expected one of "
                          f"{', '.join(RESTORES)}")
@@ -179,28 +196,40 @@ def fit_phenotype_model(
     xc = centre(dosages.astype(np.float32), snp_means.astype(np.float32))
     del dosages
     chromosomes = chromosome_columns(dataset.variants["chr"].to_numpy())
-    kinship = centred_kinship_blocked(xc)
-    # Sum over SNPs of the dosage variance: tr(X X^T) / n = m tr(K) / n.
-    snp_variance = float(np.trace(kinship)) * xc.shape[1] / max(len(xc), 1)
+    method = fit_method(settings["fit"], len(xc))
+    kernel: _Exact | _Moments = _Exact(xc) if method == "exact" else _Moments(xc)
     trait_models, residuals = [], {}
-    for group in _fit_groups(genetic, len(xc)):
+    for group in kernel.groups(genetic):
         trait_values = {name: pd.to_numeric(samples[name], errors="coerce").to_numpy(dtype=np.float64,
                                                                                      na_value=np.nan)
                         for name in group}
-        eigens = _pattern_eigens(kinship, [~np.isnan(v) for v in trait_values.values()])
-        fits = [_TraitFit.start(name, kinds[name], trait_values[name], w_all, xc, eigens) for name in group]
-        fitted = _fit_traits(fits, xc, chromosomes, settings)
+        fits = kernel.start([(name, kinds[name], trait_values[name]) for name in group], w_all, xc)
+        fitted = _fit_traits(fits, kernel, xc, chromosomes, settings)
         for (model, (values, resid)), fit in zip(fitted, fits, strict=True):
             model.qtl_centres = snp_means[model.qtl_snps].astype(np.float64)
+            model.log["fit"] = method
             trait_models.append(model)
             residuals[model.name] = pd.Series(np.nan, index=samples.index)
             residuals[model.name].iloc[fit.rows] = values + resid
-    genetic_corr, residual_corr = _trait_correlations(pd.DataFrame(residuals), trait_models, kinship, groups)
+    genetic_corr, residual_corr = _trait_correlations(pd.DataFrame(residuals), trait_models, kernel.pairs,
+                                                      groups)
     others = [c for c in columns if c not in genetic]
     copula = GaussianCopula.fit(samples[others], kinds)
     missing = samples[columns].isna().to_numpy()
     return PhenotypeModel(columns, dict(kinds), trait_models, genetic_corr, residual_corr, snp_means,
-                          snp_variance, design, copula, missing, settings)
+                          kernel.snp_variance, design, copula, missing, {**settings, "fit": method})
+
+
+def fit_method(setting: str, n: int) -> str:
+    """``exact`` (REML on kinship eigendecompositions) or ``moments`` (no n x n matrix) for ``n``
+    individuals: ``auto`` picks the moments from :data:`MOMENTS_FROM` individuals.
+
+    >>> fit_method("auto", 1_940), fit_method("auto", 10_000), fit_method("exact", 10_000)
+    ('exact', 'moments', 'exact')
+    """
+    if setting == "auto":
+        return "moments" if n >= MOMENTS_FROM else "exact"
+    return setting
 
 
 def _penalty(x: np.ndarray, rows: np.ndarray, r: np.ndarray, delta: float, settings: dict[str, Any]) -> float:
@@ -213,6 +242,8 @@ def _penalty(x: np.ndarray, rows: np.ndarray, r: np.ndarray, delta: float, setti
 
 # Eigendecompositions (n x n float64 each) held at once while a group of traits is fitted together.
 EIGEN_BUDGET = 512 * 2**20
+# The moment fit's vectors (n x (trace probes + fixed effects) float64 per trait) of a group of traits.
+MOMENT_BUDGET = 512 * 2**20
 
 
 def _fit_groups(traits: list[str], n: int) -> list[list[str]]:
@@ -241,58 +272,155 @@ def _pattern_eigens(kinship: np.ndarray, observed: list[np.ndarray]) -> dict[byt
 
 @dataclass
 class _TraitFit:
-    """One trait's stepwise selection: its observed individuals, their kinship eigendecomposition and the
-    current fixed effects (covariates and the QTLs selected so far)."""
+    """One trait's stepwise selection: its observed individuals, its null model (variance components and
+    fixed effects) and the current fixed effects (covariates and the QTLs selected so far)."""
 
     name: str
     kind: str
     rows: np.ndarray          # (n_t,) observed individuals, indices into the cohort
     y: np.ndarray             # (n_t,)
     w: np.ndarray             # (n_t, c) covariates with intercept
-    eigen: Eigen              # of the observed individuals' kinship x x^T / m
-    gram_values: np.ndarray   # (n_t,) eigenvalues of x x^T = m K (eigenvectors: ``eigen.vectors``)
-    null: NullModel
-    pve0: float
+    trace: float              # mean kinship diagonal over ``rows``: tr(x x^T / m) / n_t
+    null: NullModel | None = None
+    pve0: float = float("nan")
+    eigen: Eigen | None = None              # exact fit: of the observed individuals' kinship x x^T / m
+    gram_values: np.ndarray | None = None   # exact fit: (n_t,) eigenvalues of x x^T = m K
+    alpha: np.ndarray | None = None         # moment fit: the last dual solution (a warm start)
     selected: list[int] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     done: bool = False
-
-    @classmethod
-    def start(cls, name: str, kind: str, y: np.ndarray, w_all: np.ndarray, x: np.ndarray,
-              eigens: dict[bytes, Eigen]) -> _TraitFit:
-        """The null fit of the trait's values ``y`` (n,), NaN where missing; ``eigens`` are the
-        decompositions by missing-value pattern (:func:`_pattern_eigens`)."""
-        observed = ~np.isnan(y)
-        rows = np.flatnonzero(observed)
-        eigen = eigens[_pattern_key(observed)]
-        null = fit_null_rotated(eigen, eigen.rotate(w_all[rows]), eigen.rotate(y[rows]))
-        gram_values = x.shape[1] * eigen.values.cpu().numpy()
-        return cls(name, kind, rows, y[rows], w_all[rows], eigen, gram_values, null, null.pve)
 
     def fixed(self, x: np.ndarray) -> np.ndarray:
         """``(n_t, c + q)``: covariates then the selected QTLs' dosages."""
         return np.concatenate([self.w, x[np.ix_(self.rows, self.selected)].astype(np.float64)], axis=1)
 
-    def dual(self, r: np.ndarray, lam: float) -> np.ndarray:
-        """Dual ridge coefficients of ``r`` (n_t,) on every SNP, penalty ``lam``."""
-        return dual_solve(self.gram_values, self.eigen.vectors.cpu().numpy(), r, lam)
-
-    def enter(self, snp: int, p: float, x: np.ndarray) -> None:
-        """Add a QTL to the fixed effects and refit REML."""
+    def enter(self, snp: int, p: float) -> None:
+        """Add a QTL to the fixed effects (the kernel refits the null model after the round)."""
         self.selected.append(snp)
         self.steps.append({"snp": snp, "p": p})
-        e = self.eigen
-        rotated = torch.cat([e.rotate(self.w), e.rotate(x[np.ix_(self.rows, self.selected)])], dim=1)
-        self.null = fit_null_rotated(e, rotated, e.rotate(self.y))
 
 
-def _fit_traits(fits: list[_TraitFit], x: np.ndarray, chromosomes: list[slice | np.ndarray],
-                settings: dict[str, Any]) -> list[tuple[TraitModel, tuple[np.ndarray, np.ndarray]]]:
+class _Exact:
+    """GEMMA's REML on the kinship's eigendecomposition of each trait's individuals (one n x n
+    decomposition per missing-value pattern); every ridge solved exactly from it."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.kinship = centred_kinship_blocked(x)
+        # Sum over SNPs of the dosage variance: tr(X X^T) / n = m tr(K) / n.
+        self.snp_variance = float(np.trace(self.kinship)) * x.shape[1] / max(len(x), 1)
+        self.m = x.shape[1]
+
+    def groups(self, traits: list[str]) -> list[list[str]]:
+        return _fit_groups(traits, len(self.kinship))
+
+    def start(self, traits: list[tuple[str, str, np.ndarray]], w_all: np.ndarray, x: np.ndarray,
+              ) -> list[_TraitFit]:
+        """Null fits of ``(name, kind, values (n,) NaN where missing)`` per trait."""
+        eigens = _pattern_eigens(self.kinship, [~np.isnan(v) for _, _, v in traits])
+        fits = []
+        for name, kind, y in traits:
+            observed = ~np.isnan(y)
+            rows = np.flatnonzero(observed)
+            eigen = eigens[_pattern_key(observed)]
+            fit = _TraitFit(name, kind, rows, y[rows], w_all[rows], eigen.trace, eigen=eigen,
+                            gram_values=self.m * eigen.values.cpu().numpy())
+            self.refit([fit], x, final=True)
+            fit.pve0 = fit.null.pve
+            fits.append(fit)
+        return fits
+
+    def refit(self, fits: list[_TraitFit], x: np.ndarray, *, final: bool) -> None:
+        """REML with each trait's current fixed effects (GLS effects whether ``final`` or not)."""
+        for fit in fits:
+            e = fit.eigen
+            rotated = torch.cat([e.rotate(fit.w), e.rotate(x[np.ix_(fit.rows, fit.selected)])], dim=1)
+            fit.null = fit_null_rotated(e, rotated, e.rotate(fit.y))
+
+    def duals(self, fits: list[_TraitFit], x: np.ndarray, rs: list[np.ndarray], lams: list[float],
+              ) -> list[np.ndarray]:
+        """Dual ridge coefficients ``(x x^T + lam I)^-1 r`` (n_t,) of each trait on its individuals."""
+        return [dual_solve(f.gram_values, f.eigen.vectors.cpu().numpy(), r, lam)
+                for f, r, lam in zip(fits, rs, lams, strict=True)]
+
+    def pairs(self, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return haseman_elston_pairs(self.kinship, table)
+
+
+class _Moments:
+    """The kinship model without an n x n matrix (:mod:`genosynth.genetics.moments`): Haseman-Elston
+    variance components, GLS effects and dual ridges by conjugate gradients, several traits per product."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x = x
+        self.row_squares = row_square_sums(x)
+        self.snp_variance = float(self.row_squares.sum()) / max(len(x), 1)
+        self.m = x.shape[1]
+
+    def groups(self, traits: list[str]) -> list[list[str]]:
+        size = max(1, MOMENT_BUDGET // (8 * max(len(self.x), 1) * (TRACE_VECTORS + 16)))
+        return [traits[i : i + size] for i in range(0, len(traits), size)]
+
+    def start(self, traits: list[tuple[str, str, np.ndarray]], w_all: np.ndarray, x: np.ndarray,
+              ) -> list[_TraitFit]:
+        """Null models of ``(name, kind, values (n,) NaN where missing)`` per trait."""
+        fits = []
+        for name, kind, y in traits:
+            rows = np.flatnonzero(~np.isnan(y))
+            trace = float(self.row_squares[rows].sum()) / (self.m * max(len(rows), 1))
+            fits.append(_TraitFit(name, kind, rows, y[rows], w_all[rows], trace))
+        self.refit(fits, x, final=True)
+        for fit in fits:
+            fit.pve0 = fit.null.pve
+        return fits
+
+    def refit(self, fits: list[_TraitFit], x: np.ndarray, *, final: bool) -> None:
+        """``final``: Monte Carlo REML (from Haseman-Elston components) and GLS effects with each trait's
+        fixed effects, all traits together. During the selection nothing is refitted: it uses only the
+        variance ratio, which stays the null model's."""
+        if not fits or not final:
+            return
+        rows, fixed, ys = [f.rows for f in fits], [f.fixed(x) for f in fits], [f.y for f in fits]
+        start = he_components(x, rows, fixed, ys, row_squares=self.row_squares)
+        components = mc_reml(x, rows, fixed, ys, start)
+        lams = [blup_penalty(self.m, ve / vg) for vg, ve in components]
+        for fit, (vg, ve), beta in zip(fits, components, gls_effects(x, rows, fixed, ys, lams), strict=True):
+            fit.null = self._null(fit, vg, ve, beta)
+
+    @staticmethod
+    def _null(fit: _TraitFit, vg: float, ve: float, beta: np.ndarray) -> NullModel:
+        ratio = vg / ve
+        return NullModel(lambda_=ratio, vg=vg, ve=ve, pve=fit.trace * ratio / (fit.trace * ratio + 1),
+                         logl=float("nan"), beta=beta)
+
+    def duals(self, fits: list[_TraitFit], x: np.ndarray, rs: list[np.ndarray], lams: list[float],
+              ) -> list[np.ndarray]:
+        """One conjugate-gradient solve of every trait at once, each from its last solution."""
+        n, t = len(x), len(fits)
+        rhs, masks, start = np.zeros((n, t)), np.zeros((n, t)), np.zeros((n, t))
+        for j, (fit, r) in enumerate(zip(fits, rs, strict=True)):
+            rhs[fit.rows, j] = r
+            masks[fit.rows, j] = 1.0
+            if fit.alpha is not None:
+                start[fit.rows, j] = fit.alpha
+        alphas, _ = padded_solve(x, rhs, masks, np.asarray(lams), start=start)
+        out = []
+        for j, fit in enumerate(fits):
+            fit.alpha = alphas[fit.rows, j]
+            out.append(fit.alpha)
+        return out
+
+    def pairs(self, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return he_pairs(self.x, table, row_squares=self.row_squares)
+
+
+def _fit_traits(fits: list[_TraitFit], kernel: _Exact | _Moments, x: np.ndarray,
+                chromosomes: list[slice | np.ndarray], settings: dict[str, Any],
+                ) -> list[tuple[TraitModel, tuple[np.ndarray, np.ndarray]]]:
     """Architecture of several traits at once, each on its observed individuals.
 
     Parameters
     ----------
-    fits : the traits' starting states (null REML fits)
+    fits : the traits' starting states (null fits); kernel : how null models and ridges are solved
     x : (n, m) centred dosages of every individual (float32)
     chromosomes : the columns of ``x`` on each chromosome (a slice where they are contiguous)
 
@@ -307,7 +435,8 @@ def _fit_traits(fits: list[_TraitFit], x: np.ndarray, chromosomes: list[slice | 
                   if not fit.done and len(fit.selected) < int(settings["max_qtl"])]
         if not active:
             break
-        t2, df = _loco_round([fits[i] for i in active], x, chromosomes, col_sq[:, active])
+        t2, df = _loco_round([fits[i] for i in active], kernel, x, chromosomes, col_sq[:, active])
+        entered = []
         for row, i in enumerate(active):
             fit = fits[i]
             scores = t2[row]
@@ -316,25 +445,29 @@ def _fit_traits(fits: list[_TraitFit], x: np.ndarray, chromosomes: list[slice | 
             best = int(np.argmax(scores))
             p = float(f_pvalue(scores[best], int(df[row])))
             if p < float(settings["p_enter"]):
-                fit.enter(best, p, x)
+                fit.enter(best, p)
+                entered.append(fit)
             else:
                 fit.done = True
+        kernel.refit(entered, x, final=False)
+    if isinstance(kernel, _Moments):
+        kernel.refit(fits, x, final=True)
     # Background effects u = x^T alpha of every trait, from one pass.
-    finals = []
+    rs, lams = [], []
+    for fit in fits:
+        rs.append(fit.y - fit.fixed(x) @ fit.null.beta)
+        lams.append(_penalty(x, fit.rows, rs[-1], fit.null.delta, settings))
+    duals = kernel.duals(fits, x, rs, lams)
     alphas = np.zeros((x.shape[0], len(fits)))
-    for j, fit in enumerate(fits):
-        r = fit.y - fit.fixed(x) @ fit.null.beta
-        lam = _penalty(x, fit.rows, r, fit.null.delta, settings)
-        alpha = fit.dual(r, lam)
+    for j, (fit, alpha) in enumerate(zip(fits, duals, strict=True)):
         alphas[fit.rows, j] = alpha
-        finals.append((r, lam, alpha))
     effects = dual_effects(x, alphas)
     out = []
-    for j, (fit, (r, lam, alpha)) in enumerate(zip(fits, finals, strict=True)):
+    for j, (fit, r, lam, alpha) in enumerate(zip(fits, rs, lams, duals, strict=True)):
         values = r - lam * alpha  # x x^T alpha, the genetic values x u
         null, c = fit.null, fit.w.shape[1]
         # Mean kinship diagonal: tr(x x^T / m) / n.
-        genetic_variance = null.vg * fit.eigen.trace
+        genetic_variance = null.vg * fit.trace
         fitted_variance = float(np.var(values))
         model = TraitModel(
             name=fit.name, kind=fit.kind, covariate_effects=null.beta[:c],
@@ -351,8 +484,8 @@ def _fit_traits(fits: list[_TraitFit], x: np.ndarray, chromosomes: list[slice | 
     return out
 
 
-def _loco_round(fits: list[_TraitFit], x: np.ndarray, chromosomes: list[slice | np.ndarray],
-                col_sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _loco_round(fits: list[_TraitFit], kernel: _Exact | _Moments, x: np.ndarray,
+                chromosomes: list[slice | np.ndarray], col_sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One selection step of several traits: F statistics (t, m) of every SNP against each trait's
     residual less the ridge background of the *other* chromosomes, and their degrees of freedom (t,).
 
@@ -365,18 +498,19 @@ def _loco_round(fits: list[_TraitFit], x: np.ndarray, chromosomes: list[slice | 
     """
     n, t = x.shape[0], len(fits)
     alphas = np.zeros((n, t))
-    bases, offsets, residual, background = [], [0], [], []
-    for j, fit in enumerate(fits):
+    bases, offsets, residual, lams = [], [0], [], []
+    for fit in fits:
         fixed = fit.fixed(x)
-        r = fit.y - fixed @ np.linalg.lstsq(fixed, fit.y, rcond=None)[0]
-        lam = blup_penalty(x.shape[1], fit.null.delta)
-        alpha = fit.dual(r, lam)
-        alphas[fit.rows, j] = alpha
+        residual.append(fit.y - fixed @ np.linalg.lstsq(fixed, fit.y, rcond=None)[0])
+        lams.append(blup_penalty(x.shape[1], fit.null.delta))
         q = np.zeros((n, fixed.shape[1]))
         q[fit.rows] = np.linalg.qr(fixed)[0]
         bases.append(q)
         offsets.append(offsets[-1] + fixed.shape[1])
-        residual.append(r)
+    background = []
+    for j, (fit, r, lam, alpha) in enumerate(zip(fits, residual, lams, kernel.duals(fits, x, residual, lams),
+                                                 strict=True)):
+        alphas[fit.rows, j] = alpha
         background.append(r - lam * alpha)
     basis = np.concatenate(bases, axis=1)
     df = np.array([len(fit.rows) - q.shape[1] - 1 for fit, q in zip(fits, bases, strict=True)])
@@ -405,13 +539,16 @@ def _column_squares(x: np.ndarray, rows: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _trait_correlations(residuals: pd.DataFrame, models: list[TraitModel], kinship: np.ndarray,
+def _trait_correlations(residuals: pd.DataFrame, models: list[TraitModel],
+                        pairs: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
                         groups: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
     """Genetic and residual correlations ``(t, t)`` of the traits' residuals after the fixed effects.
 
     The genetic covariance of two traits is the cross-trait Haseman-Elston slope on the kinship (over
-    individuals observed for both); the residual one is what remains of their covariance, so the
-    phenotypic correlation is kept. Traits in different phenotype groups get zero.
+    individuals observed for both; ``pairs(table)`` gives the slopes and the mean products of the (n, k)
+    residuals, as :func:`genosynth.genetics.variance.haseman_elston_pairs`); the residual one is what
+    remains of their covariance, so the phenotypic correlation is kept. Traits in different phenotype
+    groups get zero.
     """
     t = len(models)
     genetic, residual = np.eye(t), np.eye(t)
@@ -420,7 +557,7 @@ def _trait_correlations(residuals: pd.DataFrame, models: list[TraitModel], kinsh
         if len(members) < 2:
             continue
         table = residuals[[models[i].name for i in members]].to_numpy(dtype=np.float64, na_value=np.nan)
-        cov_g, cov = haseman_elston_pairs(kinship, table)
+        cov_g, cov = pairs(table)
         for x, i in enumerate(members):
             a = models[i]
             for y, j in enumerate(members[:x]):
