@@ -14,10 +14,18 @@ Fit (on the real training split), per genetic trait (numeric or binary columns a
    (:mod:`genosynth.genetics.ridge`), penalty ``m ve / vg`` (BLUP, ``background: blup``) or chosen by
    5-fold cross-validation (``background: cv``).
 
-Every ridge is solved exactly from the kinship eigendecomposition REML already made (``X X^T = m K``,
-:func:`genosynth.genetics.ridge.dual_solve`). Traits are fitted in groups: each selection round takes one
-step of every trait of the group still selecting from a single pass over the genotypes
-(:func:`_loco_round`).
+Two fits of the same model (``fit``; ``auto`` picks by cohort size, :func:`fit_method`):
+
+* ``exact`` (below :data:`MOMENTS_FROM` individuals): GEMMA's REML on the kinship eigendecomposition of
+  each trait's individuals, refitted as each QTL enters; every ridge solved exactly from it
+  (``X X^T = m K``, :func:`genosynth.genetics.ridge.dual_solve`).
+* ``moments`` (from :data:`MOMENTS_FROM`): no n x n matrix (:mod:`genosynth.genetics.moments`). Monte Carlo
+  REML started from Haseman-Elston components, for the null model (whose variance ratio the selection
+  keeps) and the final one; GLS effects and every ridge by conjugate gradients on products with ``X``.
+  Memory is the genotypes plus ``n x`` a few dozen vectors per trait; time grows as ``n m`` per product.
+
+Traits are fitted in groups: each selection round takes one step of every trait of the group still
+selecting from a single pass over the genotypes (:func:`_loco_round`).
 
 Across traits, the genetic part of the background keeps the correlation of the fitted genetic values and
 the residual part the correlation of the residuals (within each phenotype column group). Every other column
@@ -193,7 +201,7 @@ def fit_phenotype_model(
     w_all = design.matrix(samples)
     dosages = dataset.dosages()
     snp_means = observed_means(dosages)
-    xc = centre(dosages.astype(np.float32), snp_means.astype(np.float32))
+    xc = centre(dosages, snp_means.astype(np.float32))  # float32, as the dataset decodes them
     del dosages
     chromosomes = chromosome_columns(dataset.variants["chr"].to_numpy())
     method = fit_method(settings["fit"], len(xc))
