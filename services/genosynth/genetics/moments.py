@@ -20,7 +20,8 @@ products with ``X`` summed SNP block by SNP block, so memory is ``n x k`` vector
   ``u = X^T alpha`` and residuals ``e = lam alpha`` (``lam = m delta``, ``alpha`` the dual coefficients
   after the GLS fixed effects); the REML ratio is where ``|u|^2 / |e|^2`` of the data equals its mean
   over phenotypes simulated from the model at that ratio. The root in ``log delta`` is found by
-  secant steps from the Haseman-Elston estimate, and ``ve`` then follows as ``|e|^2 / ...`` (below).
+  secant steps from the Haseman-Elston estimate; ``ve`` at that ratio is REML's ``y^T P y / (n - c)``
+  (:func:`gls_effects`).
 * **GLS fixed effects and dual ridge coefficients** by conjugate gradients on ``X X^T + lam I`` with
   ``lam = m ve / vg``, as ``V = (vg / m) (X X^T + lam I)``.
 
@@ -35,7 +36,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from genosynth.genetics.reml import L_MAX, L_MIN
-from genosynth.genetics.ridge import BLOCK, conjugate_gradient, dual_effects
+from genosynth.genetics.ridge import BLOCK, conjugate_gradient, dual_effects, gram_product
+from genosynth.genetics.wgr import project_out
 
 #: Rademacher vectors of Hutchinson's estimate of tr(PKPK), per trait.
 TRACE_VECTORS = 40
@@ -46,10 +48,9 @@ REML_STEPS, REML_TOLERANCE = 8, 0.01
 
 
 def masked_gram(x: np.ndarray, v: np.ndarray, masks: np.ndarray, block: int = BLOCK) -> np.ndarray:
-    """``M o X X^T (M o v)``: each column's Gram product over its own individuals.
-
-    The products run in the dtype of ``x`` (float32 genotypes: no float64 copy of a block, and twice the
-    BLAS speed; relative error about 1e-6, below the solver's tolerance) and are summed in float64.
+    """``M o X X^T (M o v)``: each column's Gram product over its own individuals, the products in the
+    dtype of ``x`` (:func:`genosynth.genetics.ridge.gram_product`; float32 genotypes: error about 1e-6,
+    below the solver's tolerance).
 
     Parameters
     ----------
@@ -59,12 +60,7 @@ def masked_gram(x: np.ndarray, v: np.ndarray, masks: np.ndarray, block: int = BL
     -------
     (n, k) float64
     """
-    w = (masks * v).astype(x.dtype)
-    out = np.zeros(v.shape)
-    for lo in range(0, x.shape[1], block):
-        part = x[:, lo : lo + block]
-        out += part @ (part.T @ w)
-    return masks * out
+    return masks * gram_product(x, masks * v, block, dtype=x.dtype.type)
 
 
 def padded_solve(x: np.ndarray, rhs: np.ndarray, masks: np.ndarray, lams: np.ndarray, *,
@@ -90,11 +86,6 @@ def padded_solve(x: np.ndarray, rhs: np.ndarray, masks: np.ndarray, lams: np.nda
 def rademacher(shape: tuple[int, int], seed: int) -> np.ndarray:
     """Random signs (+1 / -1), float64, of ``shape``."""
     return np.random.default_rng([seed, 0x4E5]).integers(0, 2, size=shape).astype(np.float64) * 2.0 - 1.0
-
-
-def _project(basis: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``values - Q (Q^T values)``."""
-    return values - basis @ (basis.T @ values)
 
 
 def he_components(x: np.ndarray, rows: Sequence[np.ndarray], fixed: Sequence[np.ndarray],
@@ -123,7 +114,7 @@ def he_components(x: np.ndarray, rows: Sequence[np.ndarray], fixed: Sequence[np.
     for j in range(t):
         q = np.linalg.qr(fixed[j])[0]
         z = rademacher((len(rows[j]), vectors), seed + j)
-        parts = ((bases, q), (projected_y, _project(q, ys[j])[:, None]), (probes, _project(q, z)))
+        parts = ((bases, q), (projected_y, project_out(q, ys[j])[:, None]), (probes, project_out(q, z)))
         for target, values in parts:
             padded = np.zeros((n, values.shape[1]))
             padded[rows[j]] = values
@@ -140,7 +131,7 @@ def he_components(x: np.ndarray, rows: Sequence[np.ndarray], fixed: Sequence[np.
         r = rows[j]
         kpz = kz[r, j * vectors : (j + 1) * vectors]
         q = bases[j][r]
-        pkpz = _project(q, kpz)
+        pkpz = project_out(q, kpz)
         a11 = float((pkpz * pkpz).sum() / vectors)
         a12 = float((row_squares[r].sum() - (q_parts[j] ** 2).sum()) / m)
         a22 = float(len(r) - q.shape[1])
@@ -170,10 +161,27 @@ def _bounded_solution(a11: float, a12: float, a22: float, b1: float, b2: float) 
     return vg, ve
 
 
+def _lay_out(n: int, rows: Sequence[np.ndarray], blocks: Sequence[np.ndarray], lams: Sequence[float],
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    """Each trait's columns ``blocks[j]`` (n_t, k_j) laid out on all n individuals: the right-hand sides
+    (n, sum k), their masks, one penalty per column and each trait's first column."""
+    total = sum(b.shape[1] for b in blocks)
+    rhs, masks, penalties, offsets = np.zeros((n, total)), np.zeros((n, total)), np.empty(total), []
+    lo = 0
+    for r, b, lam in zip(rows, blocks, lams, strict=True):
+        rhs[r, lo : lo + b.shape[1]] = b
+        masks[r, lo : lo + b.shape[1]] = 1.0
+        penalties[lo : lo + b.shape[1]] = lam
+        offsets.append(lo)
+        lo += b.shape[1]
+    return rhs, masks, penalties, offsets
+
+
 def gls_effects(x: np.ndarray, rows: Sequence[np.ndarray], fixed: Sequence[np.ndarray],
-                ys: Sequence[np.ndarray], lams: Sequence[float], *, tol: float = 1e-5) -> list[np.ndarray]:
-    """GLS fixed effects ``(Z^T A^-1 Z)^-1 Z^T A^-1 y`` with ``A = X X^T + lam I`` of several traits, from one
-    conjugate-gradient solve of every ``[Z, y]`` column.
+                ys: Sequence[np.ndarray], lams: Sequence[float], *, tol: float = 1e-5,
+                ) -> tuple[list[np.ndarray], np.ndarray]:
+    """GLS fixed effects ``b = (Z^T A^-1 Z)^-1 Z^T A^-1 y`` with ``A = X X^T + lam I`` of several traits, and
+    their REML residual variances at those ratios, from one conjugate-gradient solve of every ``[Z, y]``.
 
     Parameters
     ----------
@@ -181,34 +189,27 @@ def gls_effects(x: np.ndarray, rows: Sequence[np.ndarray], fixed: Sequence[np.nd
 
     Returns
     -------
-    per trait, (c_t,) effects of its fixed-effect columns.
+    per trait, (c_t,) effects of its fixed-effect columns; and (t,) ``ve = lam y^T P y / (n_t - c_t)`` with
+    ``P = A^-1 - A^-1 Z (Z^T A^-1 Z)^-1 Z^T A^-1`` (``V / ve = A / lam``).
     """
-    n = x.shape[0]
-    columns, masks, penalties, widths = [], [], [], []
-    for r, z, y, lam in zip(rows, fixed, ys, lams, strict=True):
-        block = np.zeros((n, z.shape[1] + 1))
-        block[r] = np.column_stack([z, y])
-        mask = np.zeros((n, block.shape[1]))
-        mask[r] = 1.0
-        columns.append(block)
-        masks.append(mask)
-        penalties.append(np.full(block.shape[1], float(lam)))
-        widths.append(block.shape[1])
-    solved, _ = padded_solve(x, np.concatenate(columns, axis=1), np.concatenate(masks, axis=1),
-                             np.concatenate(penalties), tol=tol)
-    out, lo = [], 0
-    for r, z, width in zip(rows, fixed, widths, strict=True):
-        inv = solved[r, lo : lo + width]   # A^-1 [Z, y] on the trait's individuals
-        lo += width
+    rhs, masks, penalties, offsets = _lay_out(x.shape[0], rows, [np.column_stack([z, y]) for z, y in
+                                                                  zip(fixed, ys, strict=True)], lams)
+    solved, _ = padded_solve(x, rhs, masks, penalties, tol=tol)
+    effects, ve = [], np.empty(len(rows))
+    for j, (r, z, y, lam, lo) in enumerate(zip(rows, fixed, ys, lams, offsets, strict=True)):
+        inv = solved[r, lo : lo + z.shape[1] + 1]   # A^-1 [Z, y] on the trait's individuals
         gram = z.T @ inv[:, :-1]
-        out.append(np.linalg.solve(0.5 * (gram + gram.T), z.T @ inv[:, -1]))
-    return out
+        zy = z.T @ inv[:, -1]
+        beta = np.linalg.solve(0.5 * (gram + gram.T), zy)
+        effects.append(beta)
+        ve[j] = float(lam) * (float(y @ inv[:, -1]) - float(zy @ beta)) / max(len(r) - z.shape[1], 1)
+    return effects, ve
 
 
 def mc_reml(x: np.ndarray, rows: Sequence[np.ndarray], fixed: Sequence[np.ndarray],
             ys: Sequence[np.ndarray], start: np.ndarray, *, samples: int = REML_SAMPLES, seed: int = 0,
             steps: int = REML_STEPS, tol: float = 1e-4) -> np.ndarray:
-    """REML variance components of several traits by Monte Carlo (see the module docstring).
+    """REML variance ratios ``ve / vg`` of several traits by Monte Carlo (see the module docstring).
 
     Parameters
     ----------
@@ -219,8 +220,8 @@ def mc_reml(x: np.ndarray, rows: Sequence[np.ndarray], fixed: Sequence[np.ndarra
 
     Returns
     -------
-    (t, 2) ``vg, ve`` per trait, with ``vg / ve`` inside ``[1e-5, 1e5]``. ``ve`` is the REML residual
-    variance at that ratio, ``y^T P y / (n - c)`` with ``P`` the GLS projection of ``V / ve``.
+    (t,) ``delta = ve / vg`` per trait, inside ``[1e-5, 1e5]``; ``ve`` at it comes with the GLS effects
+    (:func:`gls_effects` at ``lam = m delta``).
     """
     n, m = x.shape
     t = len(rows)
@@ -232,8 +233,8 @@ def mc_reml(x: np.ndarray, rows: Sequence[np.ndarray], fixed: Sequence[np.ndarra
     log_delta = np.clip(np.log(start[:, 1] / start[:, 0]), *bounds)
     previous, f_previous, solved = None, None, None
     for _ in range(steps):
-        f, _, solved = _reml_equation(x, rows, fixed, ys, genetic, noise, np.exp(log_delta), samples, tol,
-                                      solved)
+        f, solved = _reml_equation(x, rows, fixed, ys, genetic, noise, np.exp(log_delta), samples, tol,
+                                   solved)
         if previous is None:
             step = np.where(f > 0, -0.5, 0.5)
         else:
@@ -246,56 +247,38 @@ def mc_reml(x: np.ndarray, rows: Sequence[np.ndarray], fixed: Sequence[np.ndarra
         log_delta = np.clip(log_delta + step, *bounds)
         if np.all(np.abs(log_delta - previous) < REML_TOLERANCE):
             break
-    _, residual_ss, _ = _reml_equation(x, rows, fixed, ys, genetic, noise, np.exp(log_delta), samples, tol,
-                                       solved)
-    delta = np.exp(log_delta)
-    ve = np.array([residual_ss[j] / max(len(r) - z.shape[1], 1) for j, (r, z) in enumerate(zip(rows, fixed,
-                                                                                            strict=True))])
-    return np.column_stack([ve / delta, ve])
+    return np.exp(log_delta)
 
 
 def _reml_equation(x: np.ndarray, rows: Sequence[np.ndarray], fixed: Sequence[np.ndarray],
                    ys: Sequence[np.ndarray], genetic: np.ndarray, noise: np.ndarray, delta: np.ndarray,
                    samples: int, tol: float, start: np.ndarray | None,
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """``log(|u|^2 / |e|^2)`` of the data less the log of its mean over ``samples`` simulated phenotypes
-    per trait (t,), at the ratios ``delta`` (t,); ``y^T P y`` of the data per trait (t,), with
-    ``P = A^-1 - A^-1 Z (Z^T A^-1 Z)^-1 Z^T A^-1`` scaled by ``lam`` (``A = X X^T + lam I``); and the
-    solved columns ``A^-1 [Z, y, simulated]`` of every trait (a start for the next ratios)."""
+    per trait (t,), at the ratios ``delta`` (t,), with ``u = X^T alpha``, ``e = lam alpha`` and ``alpha``
+    the dual coefficients after the GLS fixed effects (``A = X X^T + lam I``); and the solved columns
+    ``A^-1 [Z, y, simulated]`` of every trait (a start for the next ratios)."""
     n, m = x.shape
-    columns, masks, penalties, layout = [], [], [], []
+    blocks = []
     for j, (r, z, y) in enumerate(zip(rows, fixed, ys, strict=True)):
-        simulated = genetic[r, j * samples : j * samples + samples] + np.sqrt(delta[j]) * noise[
-            r, j * samples : j * samples + samples]
-        block = np.zeros((n, z.shape[1] + 1 + samples))
-        block[r] = np.column_stack([z, y, simulated])
-        mask = np.zeros_like(block)
-        mask[r] = 1.0
-        layout.append((sum(c.shape[1] for c in columns), z.shape[1]))
-        columns.append(block)
-        masks.append(mask)
-        penalties.append(np.full(block.shape[1], m * delta[j]))
-    solved, _ = padded_solve(x, np.concatenate(columns, axis=1), np.concatenate(masks, axis=1),
-                             np.concatenate(penalties), tol=tol, start=start)
+        own = slice(j * samples, (j + 1) * samples)
+        blocks.append(np.column_stack([z, y, genetic[r, own] + np.sqrt(delta[j]) * noise[r, own]]))
+    rhs, masks, penalties, offsets = _lay_out(n, rows, blocks, m * delta)
+    solved, _ = padded_solve(x, rhs, masks, penalties, tol=tol, start=start)
     # Dual coefficients after the GLS fixed effects: alpha = A^-1 v - A^-1 Z (Z^T A^-1 Z)^-1 Z^T A^-1 v.
-    alphas, owners = [], []
-    for j, ((lo, c), r, z) in enumerate(zip(layout, rows, fixed, strict=True)):
+    alphas = []
+    for lo, r, z in zip(offsets, rows, fixed, strict=True):
+        c = z.shape[1]
         inv_z = solved[:, lo : lo + c]
         inv_v = solved[:, lo + c : lo + c + 1 + samples]
         gram = z.T @ inv_z[r]
         alphas.append(inv_v - inv_z @ np.linalg.solve(0.5 * (gram + gram.T), z.T @ inv_v[r]))
-        owners.append(np.full(1 + samples, j))
     alpha = np.concatenate(alphas, axis=1)
     effects = dual_effects(x, alpha)
     ratio = (effects * effects).sum(axis=0) / np.maximum((alpha * alpha).sum(axis=0), 1e-300)
-    f = np.empty(len(rows))
-    residual_ss = np.empty(len(rows))
-    for j, y in enumerate(ys):
-        k = j * (1 + samples)
-        f[j] = np.log(ratio[k]) - np.log(ratio[k + 1 : k + 1 + samples].mean())
-        # y^T P_V y with V = ve (K / delta + I) is lam y^T alpha / ve: y^T alpha lam is ve times it.
-        residual_ss[j] = m * delta[j] * float(y @ alpha[rows[j], k])
-    return f, residual_ss, solved
+    data = ratio[:: 1 + samples]
+    simulated = np.delete(ratio, np.arange(0, len(ratio), 1 + samples)).reshape(len(rows), samples)
+    return np.log(data) - np.log(simulated.mean(axis=1)), solved
 
 
 def he_pairs(x: np.ndarray, residuals: np.ndarray, *, vectors: int = TRACE_VECTORS, seed: int = 0,

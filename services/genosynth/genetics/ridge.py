@@ -17,22 +17,25 @@ import numpy as np
 BLOCK = 4096
 
 
-def gram_product(x: np.ndarray, v: np.ndarray, block: int = BLOCK) -> np.ndarray:
+def gram_product(x: np.ndarray, v: np.ndarray, block: int = BLOCK, dtype: type = np.float64) -> np.ndarray:
     """``X (X^T v)`` summed over SNP blocks.
 
     Parameters
     ----------
     x : (n, m) centred genotypes (any float dtype)
     v : (n, t)
+    dtype : the products' dtype; ``np.float32`` on float32 genotypes makes no copy of a block and runs at
+        twice the BLAS speed (relative error about 1e-6); the sum is float64 either way
 
     Returns
     -------
     (n, t) float64
     """
     out = np.zeros((x.shape[0], v.shape[1]))
+    w = v.astype(dtype, copy=False)
     for lo in range(0, x.shape[1], block):
-        part = x[:, lo : lo + block].astype(np.float64, copy=False)
-        out += part @ (part.T @ v)
+        part = x[:, lo : lo + block].astype(dtype, copy=False)
+        out += part @ (part.T @ w)
     return out
 
 

@@ -61,6 +61,7 @@ from genosynth.genetics.device import cpu_threads
 from genosynth.genetics.dosages import centre, observed_means
 from genosynth.genetics.kinship import centred_kinship_blocked
 from genosynth.genetics.moments import (
+    REML_SAMPLES,
     TRACE_VECTORS,
     gls_effects,
     he_components,
@@ -250,7 +251,8 @@ def _penalty(x: np.ndarray, rows: np.ndarray, r: np.ndarray, delta: float, setti
 
 # Eigendecompositions (n x n float64 each) held at once while a group of traits is fitted together.
 EIGEN_BUDGET = 512 * 2**20
-# The moment fit's vectors (n x (trace probes + fixed effects) float64 per trait) of a group of traits.
+# The moment fit's vectors of a group of traits: per trait n x (trace probes + simulated phenotypes + 1)
+# float64.
 MOMENT_BUDGET = 512 * 2**20
 
 
@@ -332,17 +334,20 @@ class _Exact:
             eigen = eigens[_pattern_key(observed)]
             fit = _TraitFit(name, kind, rows, y[rows], w_all[rows], eigen.trace, eigen=eigen,
                             gram_values=self.m * eigen.values.cpu().numpy())
-            self.refit([fit], x, final=True)
+            self.after_round([fit], x)
             fit.pve0 = fit.null.pve
             fits.append(fit)
         return fits
 
-    def refit(self, fits: list[_TraitFit], x: np.ndarray, *, final: bool) -> None:
-        """REML with each trait's current fixed effects (GLS effects whether ``final`` or not)."""
+    def after_round(self, fits: list[_TraitFit], x: np.ndarray) -> None:
+        """REML (and GLS effects) with the current fixed effects of each trait that took a QTL."""
         for fit in fits:
             e = fit.eigen
             rotated = torch.cat([e.rotate(fit.w), e.rotate(x[np.ix_(fit.rows, fit.selected)])], dim=1)
             fit.null = fit_null_rotated(e, rotated, e.rotate(fit.y))
+
+    def finish(self, fits: list[_TraitFit], x: np.ndarray) -> None:
+        """Nothing: the REML of every trait is current after each round."""
 
     def duals(self, fits: list[_TraitFit], x: np.ndarray, rs: list[np.ndarray], lams: list[float],
               ) -> list[np.ndarray]:
@@ -355,8 +360,9 @@ class _Exact:
 
 
 class _Moments:
-    """The kinship model without an n x n matrix (:mod:`genosynth.genetics.moments`): Haseman-Elston
-    variance components, GLS effects and dual ridges by conjugate gradients, several traits per product."""
+    """The kinship model without an n x n matrix (:mod:`genosynth.genetics.moments`): Monte Carlo REML
+    from Haseman-Elston components, GLS effects and dual ridges by conjugate gradients, several traits
+    per product."""
 
     def __init__(self, x: np.ndarray) -> None:
         self.x = x
@@ -365,7 +371,7 @@ class _Moments:
         self.m = x.shape[1]
 
     def groups(self, traits: list[str]) -> list[list[str]]:
-        size = max(1, MOMENT_BUDGET // (8 * max(len(self.x), 1) * (TRACE_VECTORS + 16)))
+        size = max(1, MOMENT_BUDGET // (8 * max(len(self.x), 1) * (TRACE_VECTORS + REML_SAMPLES + 1)))
         return [traits[i : i + size] for i in range(0, len(traits), size)]
 
     def start(self, traits: list[tuple[str, str, np.ndarray]], w_all: np.ndarray, x: np.ndarray,
@@ -376,23 +382,22 @@ class _Moments:
             rows = np.flatnonzero(~np.isnan(y))
             trace = float(self.row_squares[rows].sum()) / (self.m * max(len(rows), 1))
             fits.append(_TraitFit(name, kind, rows, y[rows], w_all[rows], trace))
-        self.refit(fits, x, final=True)
+        self.finish(fits, x)
         for fit in fits:
             fit.pve0 = fit.null.pve
         return fits
 
-    def refit(self, fits: list[_TraitFit], x: np.ndarray, *, final: bool) -> None:
-        """``final``: Monte Carlo REML (from Haseman-Elston components) and GLS effects with each trait's
-        fixed effects, all traits together. During the selection nothing is refitted: it uses only the
-        variance ratio, which stays the null model's."""
-        if not fits or not final:
-            return
+    def after_round(self, fits: list[_TraitFit], x: np.ndarray) -> None:
+        """Nothing: the selection uses only the variance ratio, which stays the null model's."""
+
+    def finish(self, fits: list[_TraitFit], x: np.ndarray) -> None:
+        """Monte Carlo REML (from Haseman-Elston components) and GLS effects with each trait's current fixed
+        effects, all traits together."""
         rows, fixed, ys = [f.rows for f in fits], [f.fixed(x) for f in fits], [f.y for f in fits]
-        start = he_components(x, rows, fixed, ys, row_squares=self.row_squares)
-        components = mc_reml(x, rows, fixed, ys, start)
-        lams = [blup_penalty(self.m, ve / vg) for vg, ve in components]
-        for fit, (vg, ve), beta in zip(fits, components, gls_effects(x, rows, fixed, ys, lams), strict=True):
-            fit.null = self._null(fit, vg, ve, beta)
+        deltas = mc_reml(x, rows, fixed, ys, he_components(x, rows, fixed, ys, row_squares=self.row_squares))
+        effects, ves = gls_effects(x, rows, fixed, ys, [blup_penalty(self.m, d) for d in deltas])
+        for fit, delta, ve, beta in zip(fits, deltas, ves, effects, strict=True):
+            fit.null = self._null(fit, ve / delta, ve, beta)
 
     @staticmethod
     def _null(fit: _TraitFit, vg: float, ve: float, beta: np.ndarray) -> NullModel:
@@ -457,9 +462,8 @@ def _fit_traits(fits: list[_TraitFit], kernel: _Exact | _Moments, x: np.ndarray,
                 entered.append(fit)
             else:
                 fit.done = True
-        kernel.refit(entered, x, final=False)
-    if isinstance(kernel, _Moments):
-        kernel.refit(fits, x, final=True)
+        kernel.after_round(entered, x)
+    kernel.finish(fits, x)
     # Background effects u = x^T alpha of every trait, from one pass.
     rs, lams = [], []
     for fit in fits:
