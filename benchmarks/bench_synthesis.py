@@ -10,8 +10,9 @@ judged by GEMMA 0.98.5 against GEMMA on the real cohort, with the independent to
 ``../shared/tools`` (``gwaseval.py`` then ``judge_all_traits.py``).
 
 Run with ``python -m benchmarks synthesis``. ``GENOSYNTH_BENCH_COHORTS=demo`` limits the cohorts;
-``GENOSYNTH_BENCH_VARIANTS=blup:random,blup:scale,cv:random`` compares phenotype-model choices
-(``background:restore``; the first is the default model).
+``GENOSYNTH_BENCH_VARIANTS=blup:random,blup:scale,cv:random,blup:random:fitted`` compares phenotype-model
+choices (``background:restore[:qtl_effects]``, ``qtl_effects`` calibrated unless named; the first is the
+default model).
 
 ``GENOSYNTH_BENCH_PRIVACY=hlc,cfw-sim,demo-seed2`` (default: none) adds the genotype privacy of the mosaic
 family on cohorts the gate once refused or passed only through its noise allowance: GEMMA's HLC (427
@@ -241,7 +242,9 @@ def judge_with_gemma(run_url: str, root: str, n_traits: int) -> tuple[str, float
     seconds = time.perf_counter() - started
     judged = subprocess.run([sys.executable, str(TOOLS / "judge_all_traits.py"), str(work / "eval.json")],
                             capture_output=True, text=True)
-    return judged.stdout.strip(), seconds
+    # The judge exits 1 where a target is missed; anything else without its lines is its own failure.
+    failed = f"judge failed (exit {judged.returncode}): {judged.stderr.strip()[-800:]}"
+    return judged.stdout.strip() or failed, seconds
 
 
 def _number(value: float | None) -> float:
@@ -283,9 +286,10 @@ def main() -> None:
             dataset_url = make_cohort(cohort, root)
             traits = COHORTS[cohort] or Dataset.open(dataset_url).traits
             for variant in variants:
-                background, restore = variant.split(":")
-                options = {"phenotypes": {"background": background, "restore": restore}}
-                run_url = storage.join(root, f"run-{cohort}-{background}-{restore}")
+                background, restore, *effects = variant.split(":")
+                options = {"phenotypes": {"background": background, "restore": restore,
+                                          "qtl_effects": effects[0] if effects else "calibrated"}}
+                run_url = storage.join(root, f"run-{cohort}-{variant.replace(':', '-')}")
                 seconds = synthesise(dataset_url, run_url, "mosaic", traits, options=options)
                 ev = evaluate(run_url, traits)
                 for trait, metrics in ev["association"].items():
@@ -309,7 +313,7 @@ def main() -> None:
                     print(f"        GEMMA (-gk 1, -lmm 1) on the export, {seconds_gemma:.0f} s:", flush=True)
                     for line in judged.splitlines():
                         print("          " + line, flush=True)
-                storage.write_json(storage.join(root, f"metrics-{cohort}-{background}-{restore}.json"),
+                storage.write_json(storage.join(root, f"metrics-{cohort}-{variant.replace(':', '-')}.json"),
                                    json.loads(json.dumps(ev, default=str)))
         privacy_cohorts = [c for c in os.environ.get("GENOSYNTH_BENCH_PRIVACY", "").split(",") if c]
         if privacy_cohorts:

@@ -108,14 +108,16 @@ def test_lead_qtls_and_covariate_effects_are_recovered(planted):
 
 
 def test_synthetic_phenotypes_keep_heritability_and_genetic_correlation(planted):
-    _model, real, synthetic, x_syn, freqs = planted
+    model, real, synthetic, x_syn, freqs = planted
     fixed = np.column_stack([np.ones(N_SYNTH), synthetic["sex"].to_numpy(float)])
     residual = {}
     for name in ("a", "b"):
-        snp, beta = QTL[name]
+        snp, _ = QTL[name]
+        tm = next(t for t in model.traits if t.name == name)
         design = np.column_stack([fixed, x_syn[:, snp]])
         coef = np.linalg.lstsq(design, synthetic[name].to_numpy(float), rcond=None)[0]
-        assert coef[-1] == pytest.approx(beta, abs=0.12)
+        # The model's (calibrated) effect, which the test above compares with the planted one.
+        assert coef[-1] == pytest.approx(tm.qtl_effects[tm.qtl_snps.tolist().index(snp)], abs=0.08)
         residual[name] = synthetic[name].to_numpy(float) - design @ coef
     h2 = [_haseman_elston(x_syn, freqs, residual[t], residual[t]) for t in ("a", "b")]
     for value in h2:
@@ -125,3 +127,55 @@ def test_synthetic_phenotypes_keep_heritability_and_genetic_correlation(planted)
     # The phenotypic correlation (genetic plus residual) is the real one.
     assert np.corrcoef(synthetic["a"], synthetic["b"])[0, 1] == pytest.approx(
         np.corrcoef(real["a"], real["b"])[0, 1], abs=0.1)
+
+
+def _t_statistic(x: np.ndarray, y: np.ndarray, fixed: np.ndarray) -> float:
+    """Least-squares t statistic of ``x`` (n,) added to ``y ~ fixed``."""
+    design = np.column_stack([fixed, x])
+    coef, rss = np.linalg.lstsq(design, y, rcond=None)[:2]
+    sigma2 = float(rss[0]) / (len(y) - design.shape[1])
+    return float(coef[-1] / np.sqrt(sigma2 * np.linalg.inv(design.T @ design)[-1, -1]))
+
+
+@pytest.fixture(scope="module")
+def binary_cohort(tmp_path_factory):
+    """Cases of a liability threshold model (one QTL, a polygenic part, prevalence 0.3), fresh genotypes."""
+    rng = np.random.default_rng(21)
+    n, m = 1200, 400
+    freqs = rng.uniform(0.2, 0.8, m)
+    x = _genotypes(rng, n, freqs)
+    xs = (x - 2 * freqs) / np.sqrt(2 * freqs * (1 - freqs))
+    polygenic = xs @ rng.normal(0, 1, m)
+    liability = 0.35 * xs[:, 50] + polygenic / polygenic.std() * np.sqrt(0.3) + rng.normal(0, np.sqrt(0.6), n)
+    cases = (liability > np.quantile(liability, 0.7)).astype(float)
+    samples = pd.DataFrame({"id": [f"i{i}" for i in range(n)], "case": cases})
+    variants = pd.DataFrame({"id": [f"s{j}" for j in range(m)], "chr": np.repeat(["1", "2"], m // 2),
+                             "pos": np.tile(np.arange(1, m // 2 + 1) * 100_000, 2), "ref": "A", "alt": "G"})
+    dataset = write_dataset(str(tmp_path_factory.mktemp("binary") / "real"), samples, variants, x,
+                            traits=["case"], covariates=[])
+    return dataset, samples, x, _genotypes(rng, n, freqs)
+
+
+def test_calibrated_qtl_effects_keep_a_binary_traits_association(binary_cohort):
+    """Effects fitted on the 0/1 scale are attenuated by the liability cut when sampled; the calibration
+    scales them so the synthetic cases carry the real QTL's association."""
+    dataset, samples, x, x_syn = binary_cohort
+    n = len(x)
+    ones = np.ones((n, 1))
+    real = _t_statistic(x[:, 50], samples["case"].to_numpy(float), ones)
+    ratios = {}
+    for effects in ("fitted", "calibrated"):
+        model = fit_phenotype_model(dataset, traits=["case"], covariates=[], groups=[["case"]],
+                                    options={"qtl_effects": effects, "fit": "exact"})
+        (trait,) = model.traits
+        assert 50 in trait.qtl_snps.tolist()
+        draws = [sample_phenotypes(model, [(0, x_syn)], n=n, seed=seed, ids=[f"s{i}" for i in range(n)])
+                 for seed in range(8)]
+        assert all(d["case"].mean() == pytest.approx(0.3, abs=0.01) for d in draws)
+        ratios[effects] = np.mean([_t_statistic(x_syn[:, 50], d["case"].to_numpy(float), ones)
+                                   for d in draws]) / real
+    assert ratios["calibrated"] == pytest.approx(1.0, abs=0.12)
+    assert ratios["fitted"] < ratios["calibrated"] - 0.08
+    # The calibration scaled the QTL up, and logged the locus's tops.
+    (locus,) = [c for c in model.traits[0].log["qtl_calibration"] if 50 in c["snps"]]
+    assert locus["scale"] > 1.0 and locus["top_model"] == pytest.approx(locus["top_real"], rel=0.02)

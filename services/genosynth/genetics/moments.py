@@ -36,7 +36,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from genosynth.genetics.reml import L_MAX, L_MIN
-from genosynth.genetics.ridge import BLOCK, conjugate_gradient, dual_effects, gram_product
+from genosynth.genetics.ridge import BLOCK, conjugate_gradient, dual_effects, genetic_values, gram_product
 from genosynth.genetics.wgr import project_out
 
 #: Rademacher vectors of Hutchinson's estimate of tr(PKPK), per trait.
@@ -125,7 +125,7 @@ def he_components(x: np.ndarray, rows: Sequence[np.ndarray], fixed: Sequence[np.
     py_parts = crossed[:, sum(widths) : sum(widths) + t]
     probe_cross = crossed[:, sum(widths) + t :]
     # K P z for every probe, then P again: P K P z (n, t * vectors).
-    kz = _times(x, probe_cross) / m
+    kz = genetic_values(x, probe_cross) / m
     out = np.empty((t, 2))
     for j in range(t):
         r = rows[j]
@@ -227,7 +227,7 @@ def mc_reml(x: np.ndarray, rows: Sequence[np.ndarray], fixed: Sequence[np.ndarra
     t = len(rows)
     rng = np.random.default_rng([seed, 0xB017])
     # Simulated genetic values X beta / sqrt(m) (beta ~ N(0, 1) per SNP) and residuals, fixed over the steps.
-    genetic = _times(x, rng.standard_normal((m, t * samples))) / np.sqrt(m)
+    genetic = genetic_values(x, rng.standard_normal((m, t * samples))) / np.sqrt(m)
     noise = rng.standard_normal((n, t * samples))
     bounds = (np.log(1.0 / L_MAX), np.log(1.0 / L_MIN))
     log_delta = np.clip(np.log(start[:, 1] / start[:, 0]), *bounds)
@@ -324,7 +324,7 @@ def he_pairs(x: np.ndarray, residuals: np.ndarray, *, vectors: int = TRACE_VECTO
     crossed = dual_effects(x, np.concatenate([np.stack([s for pair in sides for s in pair], axis=1), probes],
                                              axis=1))
     sided, probe_cross = crossed[:, : 2 * len(pairs)], crossed[:, 2 * len(pairs) :]
-    kz = _times(x, probe_cross) / m
+    kz = genetic_values(x, probe_cross) / m
     squares = {}
     for i, k in enumerate(set_keys):
         both = sets[k].astype(np.float64)[:, None]
@@ -347,12 +347,4 @@ def row_square_sums(x: np.ndarray, block: int = BLOCK) -> np.ndarray:
     for lo in range(0, x.shape[1], block):
         part = x[:, lo : lo + block].astype(np.float64)
         out += (part * part).sum(axis=1)
-    return out
-
-
-def _times(x: np.ndarray, effects: np.ndarray, block: int = BLOCK) -> np.ndarray:
-    """``X effects`` (n, k) of per-SNP ``effects`` (m, k), float64, an ``(n, block)`` slice at a time."""
-    out = np.zeros((x.shape[0], effects.shape[1]))
-    for lo in range(0, x.shape[1], block):
-        out += x[:, lo : lo + block].astype(np.float64) @ effects[lo : lo + block]
     return out

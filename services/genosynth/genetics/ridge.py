@@ -116,6 +116,15 @@ def dual_effects(x: np.ndarray, alpha: np.ndarray, block: int = BLOCK) -> np.nda
     return effects
 
 
+def genetic_values(x: np.ndarray, effects: np.ndarray, block: int = BLOCK) -> np.ndarray:
+    """``X effects`` (n, k) of per-SNP ``effects`` (m, k), float64, an ``(n, block)`` slice of ``x`` at a
+    time."""
+    out = np.zeros((x.shape[0], effects.shape[1]))
+    for lo in range(0, x.shape[1], block):
+        out += x[:, lo : lo + block].astype(np.float64) @ effects[lo : lo + block]
+    return out
+
+
 def dual_solve(gram_values: np.ndarray, gram_vectors: np.ndarray, r: np.ndarray, lam: float) -> np.ndarray:
     """Dual ridge coefficients ``alpha = (X X^T + lam I)^-1 r`` from ``X X^T = V diag(s) V^T``.
 

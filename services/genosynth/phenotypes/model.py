@@ -55,6 +55,15 @@ import pandas as pd
 import torch
 
 from genosynth.formats.dataset import Dataset
+from genosynth.genetics.calibration import (
+    DRAWS,
+    LD_MIN,
+    REACH,
+    calibrate_scales,
+    ld_with,
+    merge_overlapping,
+    window_tops,
+)
 from genosynth.genetics.chromosomes import chromosome_columns
 from genosynth.genetics.covariates import category_levels, indicator_coding, with_intercept
 from genosynth.genetics.device import cpu_threads
@@ -71,17 +80,25 @@ from genosynth.genetics.moments import (
     row_square_sums,
 )
 from genosynth.genetics.reml import Eigen, NullModel, eigendecompose_many, fit_null_rotated
-from genosynth.genetics.ridge import BLOCK, blup_penalty, cv_penalty, dual_effects, dual_solve
+from genosynth.genetics.ridge import (
+    BLOCK,
+    blup_penalty,
+    cv_penalty,
+    dual_effects,
+    dual_solve,
+    genetic_values,
+)
 from genosynth.genetics.scan import f_pvalue, padded_scans
 from genosynth.genetics.variance import background_mixing, haseman_elston_pairs, sqrt_psd
 from genosynth.gwas.wgr import AUTO_WGR_FROM
 from genosynth.phenotypes.copula import GaussianCopula, nearest_correlation
 
 DEFAULTS: dict[str, Any] = {"p_enter": 1e-5, "max_qtl": 12, "min_observed": 20, "background": "blup",
-                            "restore": "random", "fit": "auto"}
+                            "restore": "random", "fit": "auto", "qtl_effects": "calibrated"}
 BACKGROUNDS = ("blup", "cv")
 RESTORES = ("random", "scale")
 FITS = ("auto", "exact", "moments")
+QTL_EFFECTS = ("calibrated", "fitted")
 #: Cohort size from which ``fit: auto`` fits without n x n matrices (where the GWAS's ``auto`` leaves the
 #: exact LMM for WGR, for the same reason: docs/scaling.md).
 MOMENTS_FROM = AUTO_WGR_FROM
@@ -178,6 +195,9 @@ def _check_settings(settings: dict[str, Any]) -> None:
     if settings["fit"] not in FITS:
         raise ValueError(f"model_options.phenotypes.fit {settings['fit']!r}: expected one of "
                          f"{', '.join(FITS)}")
+    if settings["qtl_effects"] not in QTL_EFFECTS:
+        raise ValueError(f"model_options.phenotypes.qtl_effects {settings['qtl_effects']!r}: expected one of "
+                         f"{', '.join(QTL_EFFECTS)}")
     if settings["restore"] not in RESTORES:
         raise ValueError(f"model_options.phenotypes.restore {settings['restore']!r}: expected one of "
                          f"{', '.join(RESTORES)}")
@@ -214,6 +234,9 @@ def fit_phenotype_model(
                         for name in group}
         fits = kernel.start([(name, kinds[name], trait_values[name]) for name in group], w_all, xc)
         fitted = _fit_traits(fits, kernel, xc, chromosomes, settings)
+        if settings["qtl_effects"] == "calibrated":
+            _calibrate_qtls([model for model, _ in fitted], fits, [values for _, (values, _) in fitted],
+                            kernel, xc, chromosomes, settings["restore"])
         for (model, (values, resid)), fit in zip(fitted, fits, strict=True):
             model.qtl_centres = snp_means[model.qtl_snps].astype(np.float64)
             model.log["fit"] = method
@@ -254,6 +277,8 @@ EIGEN_BUDGET = 512 * 2**20
 # The moment fit's vectors of a group of traits: per trait n x (trace probes + simulated phenotypes + 1)
 # float64.
 MOMENT_BUDGET = 512 * 2**20
+# Seed of the draws that calibrate the QTL effects (the fit is deterministic).
+CALIBRATION_SEED = 404
 
 
 def _fit_groups(traits: list[str], n: int) -> list[list[str]]:
@@ -355,6 +380,12 @@ class _Exact:
         return [dual_solve(f.gram_values, f.eigen.vectors.cpu().numpy(), r, lam)
                 for f, r, lam in zip(fits, rs, lams, strict=True)]
 
+    def dual_columns(self, fit: _TraitFit, x: np.ndarray, v: np.ndarray, lam: float, *,
+                     start: np.ndarray | None = None) -> np.ndarray:
+        """Dual ridge coefficients ``(x x^T + lam I)^-1 v`` (n_t, k) of several vectors of one trait (exact;
+        ``start`` is not needed)."""
+        return dual_solve(fit.gram_values, fit.eigen.vectors.cpu().numpy(), v, lam)
+
     def pairs(self, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return haseman_elston_pairs(self.kinship, table)
 
@@ -421,6 +452,17 @@ class _Moments:
             fit.alpha = alphas[fit.rows, j]
             out.append(fit.alpha)
         return out
+
+    def dual_columns(self, fit: _TraitFit, x: np.ndarray, v: np.ndarray, lam: float, *,
+                     start: np.ndarray | None = None) -> np.ndarray:
+        """Dual ridge coefficients ``(x x^T + lam I)^-1 v`` (n_t, k) of several vectors of one trait, in one
+        conjugate-gradient solve from ``start`` (n_t, k) when given."""
+        k = v.shape[1]
+        rhs, masks, guess = np.zeros((len(x), k)), np.zeros((len(x), k)), np.zeros((len(x), k))
+        rhs[fit.rows], masks[fit.rows] = v, 1.0
+        if start is not None:
+            guess[fit.rows] = start
+        return padded_solve(x, rhs, masks, np.full(k, lam), start=guess)[0][fit.rows]
 
     def pairs(self, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return he_pairs(self.x, table, row_squares=self.row_squares)
@@ -494,6 +536,134 @@ def _fit_traits(fits: list[_TraitFit], kernel: _Exact | _Moments, x: np.ndarray,
         )
         out.append((model, (values, r - values)))
     return out
+
+
+def _calibrate_qtls(models: list[TraitModel], fits: list[_TraitFit], values: list[np.ndarray],
+                    kernel: _Exact | _Moments, x: np.ndarray, chromosomes: list[slice | np.ndarray],
+                    restore: str) -> None:
+    """Scale each trait's QTL effects, locus by locus, to the factor at which phenotypes drawn from its
+    model on the training genotypes give the locus's observed top LOCO statistic on average
+    (:mod:`genosynth.genetics.calibration`). ``values`` (n_t,) are each trait's fitted genetic values
+    ``x u``. The factors and the tops before and after go to the trait's log.
+
+    The statistic is the selection's (:func:`_loco_round` with the covariates alone). The draws are the
+    sampler's, liability cut included for a binary trait, which the factor then also corrects: effects
+    fitted on the 0/1 scale are attenuated by the cut.
+    """
+    todo = [j for j, model in enumerate(models) if len(model.qtl_snps)]
+    if not todo:
+        return
+    m = x.shape[1]
+    rng = np.random.default_rng(CALIBRATION_SEED)
+    randoms = genetic_values(x, rng.standard_normal((m, DRAWS * len(todo)))
+                             / np.sqrt(max(kernel.snp_variance, 1e-300)))
+    columns = [np.arange(m)[cols] for cols in chromosomes]
+    chromosome_of = np.empty(m, dtype=np.int64)
+    for i, cols in enumerate(columns):
+        chromosome_of[cols] = i
+    for slot, j in enumerate(todo):
+        model, fit = models[j], fits[j]
+        random = randoms[fit.rows, slot * DRAWS : (slot + 1) * DRAWS]
+        rest = _draws_without_qtls(model, fit, values[j], random, restore, rng)
+        windows = [_locus_window(x, fit.rows, snp, columns[chromosome_of[snp]]) for snp in model.qtl_snps]
+        loci = merge_overlapping(windows)
+        loco = _LocoResponses(kernel, fit, x, chromosomes,
+                              [int(chromosome_of[model.qtl_snps[locus[0]]]) for locus in loci])
+        _calibrate_loci(model, fit, x, rest, [np.unique(np.concatenate([windows[i] for i in locus]))
+                                              for locus in loci], loci, loco)
+
+
+def _calibrate_loci(model: TraitModel, fit: _TraitFit, x: np.ndarray, rest: np.ndarray,
+                    windows: list[np.ndarray], loci: list[list[int]], loco: _LocoResponses) -> None:
+    """One trait's factors (:func:`_calibrate_qtls`): ``rest`` (n_t, k) are its draws without QTLs,
+    ``windows`` the SNPs of each locus and ``loci`` the QTLs (indices into ``model.qtl_snps``) of each."""
+    genotypes = [x[np.ix_(fit.rows, window)].astype(np.float64) for window in windows]
+    dosages = x[np.ix_(fit.rows, model.qtl_snps)].astype(np.float64)
+    signal = np.stack([dosages[:, locus] @ model.qtl_effects[locus] for locus in loci], axis=1)
+    everyone = np.ones(len(fit.rows), dtype=bool)
+
+    def scans(responses: list[np.ndarray]) -> np.ndarray:
+        return np.stack([window_tops(g, r, fit.w) for g, r in zip(genotypes, responses, strict=True)])
+
+    if model.kind == "binary":
+        def tops(scales: np.ndarray) -> np.ndarray:
+            liability = rest + (signal @ scales)[:, None]
+            return scans(loco(np.stack([_liability_cut(column, model.prevalence, everyone)
+                                        for column in liability.T], axis=1)))
+    else:
+        # Linear in the phenotype: one solve of the draws and of each locus's signal serves every factor.
+        solved = loco(np.concatenate([rest, signal], axis=1))
+        k = rest.shape[1]
+
+        def tops(scales: np.ndarray) -> np.ndarray:
+            return scans([r[:, :k] + (r[:, k:] @ scales)[:, None] for r in solved])
+
+    observed = scans(loco(fit.y[:, None]))[:, 0]
+    scales = calibrate_scales(observed, tops)
+    before, after = tops(np.ones(len(loci))).mean(axis=1), tops(scales).mean(axis=1)
+    factor = np.ones(len(model.qtl_snps))
+    for locus, scale in zip(loci, scales, strict=True):
+        factor[locus] = scale
+    model.qtl_effects = model.qtl_effects * factor
+    model.log["qtl_calibration"] = [
+        {"snps": [int(model.qtl_snps[i]) for i in locus], "snps_in_locus": len(window),
+         "scale": round(float(c), 4), "top_real": round(float(o), 3),
+         "top_model_fitted": round(float(b), 3), "top_model": round(float(a), 3)}
+        for locus, window, c, o, b, a in zip(loci, windows, scales, observed, before, after, strict=True)]
+
+
+class _LocoResponses:
+    """A trait's phenotypes less the ridge background of the other chromosomes, as the selection scans them
+    (:func:`_loco_round` with the covariates alone): with ``alpha`` the dual ridge coefficients of the
+    phenotype off its covariates (BLUP penalty ``lam``), ``lam alpha + x_c x_c^T alpha`` on chromosome c.
+    Called with phenotypes (n_t, k), it gives one (n_t, k) array per chromosome of ``loci``; each solve
+    starts from the last (the calibration's draws change little from one call to the next)."""
+
+    def __init__(self, kernel: _Exact | _Moments, fit: _TraitFit, x: np.ndarray,
+                 chromosomes: list[slice | np.ndarray], loci: list[int]) -> None:
+        self.kernel, self.fit, self.x, self.chromosomes, self.loci = kernel, fit, x, chromosomes, loci
+        self.basis = np.linalg.qr(fit.w)[0]
+        self.lam = blup_penalty(x.shape[1], fit.null.delta)
+        self.start: np.ndarray | None = None
+
+    def __call__(self, phenotypes: np.ndarray) -> list[np.ndarray]:
+        fit, x = self.fit, self.x
+        residual = phenotypes - self.basis @ (self.basis.T @ phenotypes)
+        start = self.start if self.start is not None and self.start.shape == residual.shape else None
+        alpha = self.kernel.dual_columns(fit, x, residual, self.lam, start=start)
+        self.start = alpha
+        padded = np.zeros((x.shape[0], alpha.shape[1]))
+        padded[fit.rows] = alpha
+        own: dict[int, np.ndarray] = {}
+        for c in dict.fromkeys(self.loci):
+            part = x[:, self.chromosomes[c]].astype(np.float64)
+            own[c] = self.lam * alpha + (part @ (part.T @ padded))[fit.rows]
+        return [own[c] for c in self.loci]
+
+
+def _draws_without_qtls(model: TraitModel, fit: _TraitFit, values: np.ndarray, random: np.ndarray,
+                        restore: str, rng: np.random.Generator) -> np.ndarray:
+    """Phenotypes ``(n_t, k)`` drawn from a trait's model on its training individuals, as the sampler draws
+    them but without the QTLs: covariates, the background restored from the fitted genetic values
+    ``values`` (n_t,) with the random ones ``random`` (n_t, k) and rescaled to the genetic variance, and a
+    fresh residual."""
+    n_t, k = random.shape
+    everyone = np.ones(n_t, dtype=bool)
+    out = (fit.w @ model.covariate_effects)[:, None] + np.sqrt(model.ve) * rng.standard_normal((n_t, k))
+    for draw in range(k):
+        background = _restored(values[:, None], random[:, [draw]], np.array([[model.genetic_variance]]),
+                               restore)[:, 0]
+        out[:, draw] += _scaled_to(background, model.genetic_variance, everyone)
+    return out
+
+
+def _locus_window(x: np.ndarray, rows: np.ndarray, snp: int, chromosome: np.ndarray) -> np.ndarray:
+    """The SNPs of a lead QTL's locus: within :data:`REACH` positions of it on its ``chromosome`` (its sorted
+    columns) and at r^2 >= :data:`LD_MIN` with it over ``rows``."""
+    at = int(np.searchsorted(chromosome, snp))
+    lo = max(0, at - REACH)
+    near = chromosome[lo : at + REACH + 1]
+    return near[ld_with(x[np.ix_(rows, near)].astype(np.float64), at - lo) >= LD_MIN]
 
 
 def _loco_round(fits: list[_TraitFit], kernel: _Exact | _Moments, x: np.ndarray,
@@ -634,25 +804,16 @@ def sample_phenotypes(
             qtl_dosage[s] = np.where(np.isnan(column), model.snp_centres[s], column)
     residual = rng.standard_normal((n, t)) @ residual_root.T
     sd_g = np.sqrt([tm.genetic_variance for tm in model.traits])
-    if model.settings.get("restore") == "scale":
-        background = fitted
-    else:
-        background = fitted + random @ background_mixing(fitted, random,
-                                                        model.genetic_correlation * np.outer(sd_g, sd_g))
+    background = _restored(fitted, random, model.genetic_correlation * np.outer(sd_g, sd_g),
+                           model.settings.get("restore", "random"))
     out = {"id": ids}
     for i, tm in enumerate(model.traits):
         x_q = (np.stack([qtl_dosage[int(s)] for s in tm.qtl_snps], axis=1) if len(tm.qtl_snps)
                else np.zeros((n, 0)))
         observed = ~missing[:, model.columns.index(tm.name)]
-        # Set the background variance to the real one on this cohort's own LD and relatedness.
-        spread = float(np.var(background[observed, i])) if observed.sum() > 1 else 0.0
-        scale = np.sqrt(tm.genetic_variance / spread) if spread > 0 else 1.0
         y = (w @ tm.covariate_effects + (x_q - tm.qtl_centres[None, :]) @ tm.qtl_effects
-             + scale * background[:, i] + residual[:, i])
-        if tm.kind == "binary":
-            cut = np.quantile(y[observed], 1.0 - tm.prevalence) if observed.any() else 0.0
-            y = (y > cut).astype(np.float64)
-        out[tm.name] = y
+             + _scaled_to(background[:, i], tm.genetic_variance, observed) + residual[:, i])
+        out[tm.name] = _liability_cut(y, tm.prevalence, observed) if tm.kind == "binary" else y
     for column in table.columns:
         out[column] = table[column].to_numpy()
     frame = pd.DataFrame(out)[["id", *model.columns]]
@@ -661,3 +822,25 @@ def sample_phenotypes(
             frame[column] = frame[column].astype(object if frame[column].dtype == object else np.float64)
             frame.loc[missing[:, j], column] = np.nan if frame[column].dtype != object else None
     return frame
+
+
+def _restored(fitted: np.ndarray, random: np.ndarray, covariance: np.ndarray, restore: str) -> np.ndarray:
+    """The sampled backgrounds (n, t): the fitted genetic values ``X u`` (n, t) with the independent random
+    ones ``X z`` (n, t) mixed in to reach the genetic ``covariance`` (t, t) (``restore: random``), or the
+    fitted ones alone (``restore: scale``, scaled up afterwards by :func:`_scaled_to`)."""
+    if restore == "scale":
+        return fitted
+    return fitted + random @ background_mixing(fitted, random, covariance)
+
+
+def _scaled_to(values: np.ndarray, variance: float, observed: np.ndarray) -> np.ndarray:
+    """``values`` (n,) scaled to ``variance`` over the ``observed`` individuals (n,) bool: the real genetic
+    variance, on the sampled cohort's own LD and relatedness."""
+    spread = float(np.var(values[observed])) if observed.sum() > 1 else 0.0
+    return values * (np.sqrt(variance / spread) if spread > 0 else 1.0)
+
+
+def _liability_cut(liability: np.ndarray, prevalence: float, observed: np.ndarray) -> np.ndarray:
+    """0/1 (n,) cases above the liability's ``1 - prevalence`` quantile over the ``observed`` individuals."""
+    cut = np.quantile(liability[observed], 1.0 - prevalence) if observed.any() else 0.0
+    return (liability > cut).astype(np.float64)
