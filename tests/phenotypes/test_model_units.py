@@ -41,7 +41,8 @@ def cohort(tmp_path_factory):
     return model, samples, synthetic, x_syn, dataset
 
 
-@pytest.mark.parametrize("key, value", [("background", "lasso"), ("restore", "none"), ("fit", "approximate")])
+@pytest.mark.parametrize("key, value", [("background", "lasso"), ("restore", "none"), ("fit", "approximate"),
+                                        ("qtl_effects", "shrunk")])
 def test_unknown_settings_are_rejected_with_the_allowed_values(cohort, tmp_path, key, value):
     samples = cohort[1]
     variants = pd.DataFrame({"id": ["s0", "s1"], "chr": ["1", "1"], "pos": [1, 2], "ref": "A", "alt": "G"})

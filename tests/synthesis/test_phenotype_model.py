@@ -102,6 +102,7 @@ def test_lead_qtls_and_covariate_effects_are_recovered(planted):
         effect = tm.qtl_effects[tm.qtl_snps.tolist().index(snp)]
         assert effect == pytest.approx(beta, abs=0.12)
         assert tm.covariate_effects[1] == pytest.approx(SEX_EFFECT, abs=0.2)
+        assert "qtl_calibration" not in tm.log  # numeric traits keep their fitted effects by default
         # Background effects: one per SNP, shrunk (BLUP) below the planted variance, restored at sampling.
         assert tm.background.shape == (M,)
         assert 0 < tm.fitted_variance < tm.genetic_variance
@@ -116,7 +117,7 @@ def test_synthetic_phenotypes_keep_heritability_and_genetic_correlation(planted)
         tm = next(t for t in model.traits if t.name == name)
         design = np.column_stack([fixed, x_syn[:, snp]])
         coef = np.linalg.lstsq(design, synthetic[name].to_numpy(float), rcond=None)[0]
-        # The model's (calibrated) effect, which the test above compares with the planted one.
+        # The model's effect, which the test above compares with the planted one.
         assert coef[-1] == pytest.approx(tm.qtl_effects[tm.qtl_snps.tolist().index(snp)], abs=0.08)
         residual[name] = synthetic[name].to_numpy(float) - design @ coef
     h2 = [_haseman_elston(x_syn, freqs, residual[t], residual[t]) for t in ("a", "b")]
@@ -176,6 +177,10 @@ def test_calibrated_qtl_effects_keep_a_binary_traits_association(binary_cohort):
                                    for d in draws]) / real
     assert ratios["calibrated"] == pytest.approx(1.0, abs=0.12)
     assert ratios["fitted"] < ratios["calibrated"] - 0.08
+    # The default calibrates binary traits (as here) and leaves numeric ones as fitted.
+    auto = fit_phenotype_model(dataset, traits=["case"], covariates=[], groups=[["case"]],
+                               options={"fit": "exact"})
+    np.testing.assert_allclose(auto.traits[0].qtl_effects, model.traits[0].qtl_effects, rtol=0.05)
     # The calibration scaled the QTL up, and logged the locus's tops.
     (locus,) = [c for c in model.traits[0].log["qtl_calibration"] if 50 in c["snps"]]
     assert locus["scale"] > 1.0 and locus["top_model"] == pytest.approx(locus["top_real"], rel=0.02)
