@@ -11,7 +11,7 @@ judged by GEMMA 0.98.5 against GEMMA on the real cohort, with the independent to
 
 Run with ``python -m benchmarks synthesis``. ``GENOSYNTH_BENCH_COHORTS=demo`` limits the cohorts;
 ``GENOSYNTH_BENCH_VARIANTS=blup:random,blup:scale,cv:random,blup:random:fitted`` compares phenotype-model
-choices (``background:restore[:qtl_effects]``, ``qtl_effects`` calibrated unless named; the first is the
+choices (``background:restore[:qtl_effects]``, ``qtl_effects`` auto unless named; the first is the
 default model).
 
 ``GENOSYNTH_BENCH_PRIVACY=hlc,cfw-sim,demo-seed2`` (default: none) adds the genotype privacy of the mosaic
@@ -288,7 +288,7 @@ def main() -> None:
             for variant in variants:
                 background, restore, *effects = variant.split(":")
                 options = {"phenotypes": {"background": background, "restore": restore,
-                                          "qtl_effects": effects[0] if effects else "calibrated"}}
+                                          "qtl_effects": effects[0] if effects else "auto"}}
                 run_url = storage.join(root, f"run-{cohort}-{variant.replace(':', '-')}")
                 seconds = synthesise(dataset_url, run_url, "mosaic", traits, options=options)
                 ev = evaluate(run_url, traits)
