@@ -12,7 +12,11 @@ Fit (on the real training split), per genetic trait (numeric or binary columns a
 3. the final REML fit with ``[W, X_q]``: covariate effects ``a``, unshrunk QTL effects ``b``, ``vg``, ``ve``;
 4. whole-genome background effects ``u``, one per SNP: ridge of ``y - W a - X_q b`` on every SNP
    (:mod:`genosynth.genetics.ridge`), penalty ``m ve / vg`` (BLUP, ``background: blup``) or chosen by
-   5-fold cross-validation (``background: cv``).
+   5-fold cross-validation (``background: cv``);
+5. the QTL effects calibrated locus by locus (``qtl_effects``; :func:`_calibrate_qtls`): scaled so that
+   phenotypes drawn from the model on the training genotypes give each locus's real top LOCO statistic
+   on average, which undoes the attenuation of a binary trait's liability cut (``auto``: binary traits
+   only).
 
 Two fits of the same model (``fit``; ``auto`` picks by cohort size, :func:`fit_method`):
 
@@ -550,7 +554,7 @@ def _calibrate_qtls(models: list[TraitModel], fits: list[_TraitFit], values: lis
     The statistic is the selection's (:func:`_loco_round` with the covariates alone). The draws are the
     sampler's, liability cut included for a binary trait, which the factor then also corrects: effects
     fitted on the 0/1 scale are attenuated by the cut. That bias is systematic (factors 1.2-1.4 on
-    hs1940's binary traits); a numeric trait's factors (0.77-1.10 there) correct the ranking bias but are
+    hs1940's binary traits); a numeric trait's factors (0.76-1.19 there) correct the ranking bias but are
     about as noisy as it, so ``qtl_effects: auto`` calibrates the binary traits alone (docs/synthesis.md).
     """
     todo = [j for j, model in enumerate(models)
