@@ -161,7 +161,7 @@ def _bounded_solution(a11: float, a12: float, a22: float, b1: float, b2: float) 
     return vg, ve
 
 
-def _lay_out(n: int, rows: Sequence[np.ndarray], blocks: Sequence[np.ndarray], lams: Sequence[float],
+def lay_out(n: int, rows: Sequence[np.ndarray], blocks: Sequence[np.ndarray], lams: Sequence[float],
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
     """Each trait's columns ``blocks[j]`` (n_t, k_j) laid out on all n individuals: the right-hand sides
     (n, sum k), their masks, one penalty per column and each trait's first column."""
@@ -192,7 +192,7 @@ def gls_effects(x: np.ndarray, rows: Sequence[np.ndarray], fixed: Sequence[np.nd
     per trait, (c_t,) effects of its fixed-effect columns; and (t,) ``ve = lam y^T P y / (n_t - c_t)`` with
     ``P = A^-1 - A^-1 Z (Z^T A^-1 Z)^-1 Z^T A^-1`` (``V / ve = A / lam``).
     """
-    rhs, masks, penalties, offsets = _lay_out(x.shape[0], rows, [np.column_stack([z, y]) for z, y in
+    rhs, masks, penalties, offsets = lay_out(x.shape[0], rows, [np.column_stack([z, y]) for z, y in
                                                                   zip(fixed, ys, strict=True)], lams)
     solved, _ = padded_solve(x, rhs, masks, penalties, tol=tol)
     effects, ve = [], np.empty(len(rows))
@@ -263,7 +263,7 @@ def _reml_equation(x: np.ndarray, rows: Sequence[np.ndarray], fixed: Sequence[np
     for j, (r, z, y) in enumerate(zip(rows, fixed, ys, strict=True)):
         own = slice(j * samples, (j + 1) * samples)
         blocks.append(np.column_stack([z, y, genetic[r, own] + np.sqrt(delta[j]) * noise[r, own]]))
-    rhs, masks, penalties, offsets = _lay_out(n, rows, blocks, m * delta)
+    rhs, masks, penalties, offsets = lay_out(n, rows, blocks, m * delta)
     solved, _ = padded_solve(x, rhs, masks, penalties, tol=tol, start=start)
     # Dual coefficients after the GLS fixed effects: alpha = A^-1 v - A^-1 Z (Z^T A^-1 Z)^-1 Z^T A^-1 v.
     alphas = []

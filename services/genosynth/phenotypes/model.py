@@ -79,6 +79,7 @@ from genosynth.genetics.moments import (
     gls_effects,
     he_components,
     he_pairs,
+    lay_out,
     mc_reml,
     padded_solve,
     row_square_sums,
@@ -444,30 +445,22 @@ class _Moments:
     def duals(self, fits: list[_TraitFit], x: np.ndarray, rs: list[np.ndarray], lams: list[float],
               ) -> list[np.ndarray]:
         """One conjugate-gradient solve of every trait at once, each from its last solution."""
-        n, t = len(x), len(fits)
-        rhs, masks, start = np.zeros((n, t)), np.zeros((n, t)), np.zeros((n, t))
-        for j, (fit, r) in enumerate(zip(fits, rs, strict=True)):
-            rhs[fit.rows, j] = r
-            masks[fit.rows, j] = 1.0
-            if fit.alpha is not None:
-                start[fit.rows, j] = fit.alpha
-        alphas, _ = padded_solve(x, rhs, masks, np.asarray(lams), start=start)
-        out = []
+        rows = [fit.rows for fit in fits]
+        rhs, masks, penalties, _ = lay_out(len(x), rows, [r[:, None] for r in rs], lams)
+        start = lay_out(len(x), rows, [np.zeros((len(f.rows), 1)) if f.alpha is None else f.alpha[:, None]
+                                       for f in fits], lams)[0]
+        alphas, _ = padded_solve(x, rhs, masks, penalties, start=start)
         for j, fit in enumerate(fits):
             fit.alpha = alphas[fit.rows, j]
-            out.append(fit.alpha)
-        return out
+        return [fit.alpha for fit in fits]
 
     def dual_columns(self, fit: _TraitFit, x: np.ndarray, v: np.ndarray, lam: float, *,
                      start: np.ndarray | None = None) -> np.ndarray:
         """Dual ridge coefficients ``(x x^T + lam I)^-1 v`` (n_t, k) of several vectors of one trait, in one
         conjugate-gradient solve from ``start`` (n_t, k) when given."""
-        k = v.shape[1]
-        rhs, masks, guess = np.zeros((len(x), k)), np.zeros((len(x), k)), np.zeros((len(x), k))
-        rhs[fit.rows], masks[fit.rows] = v, 1.0
-        if start is not None:
-            guess[fit.rows] = start
-        return padded_solve(x, rhs, masks, np.full(k, lam), start=guess)[0][fit.rows]
+        rhs, masks, penalties, _ = lay_out(len(x), [fit.rows], [v], [lam])
+        guess = None if start is None else lay_out(len(x), [fit.rows], [start], [lam])[0]
+        return padded_solve(x, rhs, masks, penalties, start=guess)[0][fit.rows]
 
     def pairs(self, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return he_pairs(self.x, table, row_squares=self.row_squares)
@@ -554,8 +547,9 @@ def _calibrate_qtls(models: list[TraitModel], fits: list[_TraitFit], values: lis
     The statistic is the selection's (:func:`_loco_round` with the covariates alone). The draws are the
     sampler's, liability cut included for a binary trait, which the factor then also corrects: effects
     fitted on the 0/1 scale are attenuated by the cut. That bias is systematic (factors 1.2-1.4 on
-    hs1940's binary traits); a numeric trait's factors (0.76-1.19 there) correct the ranking bias but are
-    about as noisy as it, so ``qtl_effects: auto`` calibrates the binary traits alone (docs/synthesis.md).
+    hs1940's binary traits); a numeric trait's factors are near 1 there (0.75-1.17) and lowered the
+    GEMMA F1 of the synthetic cohort, so ``qtl_effects: auto`` calibrates the binary traits alone
+    (docs/synthesis.md).
     """
     todo = [j for j, model in enumerate(models)
             if len(model.qtl_snps) and (model.kind == "binary" or not binary_only)]
@@ -622,10 +616,10 @@ def _calibrate_loci(model: TraitModel, fit: _TraitFit, x: np.ndarray, rest: np.n
 
 class _LocoResponses:
     """A trait's phenotypes less the ridge background of the other chromosomes, as the selection scans them
-    (:func:`_loco_round` with the covariates alone): with ``alpha`` the dual ridge coefficients of the
-    phenotype off its covariates (BLUP penalty ``lam``), ``lam alpha + x_c x_c^T alpha`` on chromosome c.
-    Called with phenotypes (n_t, k), it gives one (n_t, k) array per chromosome of ``loci``; each solve
-    starts from the last (the calibration's draws change little from one call to the next)."""
+    (:func:`_loco_round` with the covariates alone; :func:`_loco_phenotypes` of their dual ridge
+    coefficients off the covariates at the BLUP penalty). Called with phenotypes (n_t, k), it gives one
+    (n_t, k) array per chromosome of ``loci``; each solve starts from the last (the calibration's draws
+    change little from one call to the next)."""
 
     def __init__(self, kernel: _Exact | _Moments, fit: _TraitFit, x: np.ndarray,
                  chromosomes: list[slice | np.ndarray], loci: list[int]) -> None:
@@ -642,10 +636,8 @@ class _LocoResponses:
         self.start = alpha
         padded = np.zeros((x.shape[0], alpha.shape[1]))
         padded[fit.rows] = alpha
-        own: dict[int, np.ndarray] = {}
-        for c in dict.fromkeys(self.loci):
-            part = x[:, self.chromosomes[c]].astype(np.float64)
-            own[c] = self.lam * alpha + (part @ (part.T @ padded))[fit.rows]
+        own = {c: _loco_phenotypes(x[:, self.chromosomes[c]].astype(np.float64), padded, self.lam)[fit.rows]
+               for c in dict.fromkeys(self.loci)}
         return [own[c] for c in self.loci]
 
 
@@ -697,23 +689,37 @@ def _loco_round(fits: list[_TraitFit], kernel: _Exact | _Moments, x: np.ndarray,
         q[fit.rows] = np.linalg.qr(fixed)[0]
         bases.append(q)
         offsets.append(offsets[-1] + fixed.shape[1])
-    background = []
-    for j, (fit, r, lam, alpha) in enumerate(zip(fits, residual, lams, kernel.duals(fits, x, residual, lams),
-                                                 strict=True)):
+    masks = np.zeros((n, t))
+    for j, (fit, alpha) in enumerate(zip(fits, kernel.duals(fits, x, residual, lams), strict=True)):
         alphas[fit.rows, j] = alpha
-        background.append(r - lam * alpha)
+        masks[fit.rows, j] = 1.0
     basis = np.concatenate(bases, axis=1)
     df = np.array([len(fit.rows) - q.shape[1] - 1 for fit, q in zip(fits, bases, strict=True)])
     t2 = np.zeros((t, x.shape[1]))
     for cols in chromosomes:
         part = x[:, cols].astype(np.float64)
-        own = part @ (part.T @ alphas)
-        responses = np.zeros((n, t))
-        for j, fit in enumerate(fits):
-            # LOCO: the phenotype less the other chromosomes' background.
-            responses[fit.rows, j] = residual[j] - (background[j] - own[fit.rows, j])
+        responses = masks * _loco_phenotypes(part, alphas, np.asarray(lams))
         t2[:, cols] = padded_scans(part, basis, offsets, responses, col_sq[cols], df)
     return t2, df
+
+
+def _loco_phenotypes(part: np.ndarray, alphas: np.ndarray, lams: np.ndarray | float) -> np.ndarray:
+    """Phenotypes less the ridge background of the other chromosomes (LOCO, as REGENIE's step 2), from
+    their dual ridge coefficients.
+
+    With ``alpha = (x x^T + lam I)^-1 r`` the whole background is ``x x^T alpha = r - lam alpha``, so
+    ``r`` less the other chromosomes' part is ``lam alpha + x_c x_c^T alpha``.
+
+    Parameters
+    ----------
+    part : (n, m_c) chromosome c's columns of ``x``, float64; alphas : (n, k) dual coefficients laid out
+        on all individuals (zero where a column's trait is not observed); lams : (k,) or scalar penalties
+
+    Returns
+    -------
+    (n, k); off a column's individuals it holds ``x_c x_c^T alpha``, which the caller drops
+    """
+    return alphas * lams + part @ (part.T @ alphas)
 
 
 def _column_squares(x: np.ndarray, rows: list[np.ndarray]) -> np.ndarray:
